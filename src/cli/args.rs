@@ -1,0 +1,185 @@
+//! Raw command-line flags (clap). Commands never see these types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// snap: deduplicating, encrypted backups of files and database dumps.
+#[derive(Debug, Parser)]
+#[command(name = "snap", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Repository location: a directory, or an object-store URL.
+    #[arg(short = 'r', long, env = "SNAP_REPO", global = true)]
+    pub repo: Option<String>,
+    /// Read the password from this file (first line).
+    #[arg(long, env = "SNAP_PASSWORD_FILE", global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Run this shell command and use its first output line as the password.
+    #[arg(long, env = "SNAP_PASSWORD_COMMAND", global = true)]
+    pub password_command: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More detail (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new repository.
+    Init(InitArgs),
+    /// Back up files, directories and command outputs as a new snapshot.
+    Create(CreateArgs),
+    /// List snapshots.
+    Snapshots,
+    /// List the files of a snapshot.
+    Ls(LsArgs),
+    /// Restore a snapshot into a directory.
+    Restore(RestoreArgs),
+    /// Write one file of a snapshot to standard output.
+    Dump(DumpArgs),
+    /// Verify the repository's structure and, optionally, all data.
+    Check(CheckArgs),
+    /// Repair repository caches.
+    #[command(subcommand)]
+    Repair(RepairCommand),
+    /// Manage passwords (keys).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// zstd level for new data (1-22).
+    #[arg(long, default_value_t = 3)]
+    pub compression: i32,
+    /// Target average chunk size in KiB.
+    #[arg(long, hide = true)]
+    pub chunk_avg_kib: Option<u32>,
+    /// Argon2id memory in KiB (lower only for tests).
+    #[arg(long, hide = true)]
+    pub kdf_memory_kib: Option<u32>,
+    /// Argon2id iterations.
+    #[arg(long, hide = true)]
+    pub kdf_iterations: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Files and directories to back up.
+    pub paths: Vec<PathBuf>,
+    /// Store a command's standard output as NAME (repeatable): NAME=COMMAND ARGS...
+    #[arg(long = "from-command", value_name = "NAME=CMD")]
+    pub from_command: Vec<String>,
+    /// Store standard input as NAME.
+    #[arg(long, value_name = "NAME")]
+    pub stdin_name: Option<String>,
+    /// Kill a dump command after this long (e.g. 30m, 2h) and fail.
+    #[arg(long, value_name = "DURATION")]
+    pub command_timeout: Option<String>,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Host name to record.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Exclude paths matching this glob (repeatable).
+    #[arg(short = 'e', long = "exclude")]
+    pub excludes: Vec<String>,
+    /// Read exclude globs from this file (repeatable).
+    #[arg(long = "exclude-file")]
+    pub exclude_files: Vec<PathBuf>,
+    /// Skip contents of directories tagged with CACHEDIR.TAG.
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Do not cross file system boundaries.
+    #[arg(short = 'x', long)]
+    pub one_file_system: bool,
+    /// Snapshot time (RFC 3339) instead of now.
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Parent snapshot for change detection.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Read every file again, ignoring the parent.
+    #[arg(long)]
+    pub full: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Snapshot: `latest` or an id prefix.
+    pub snapshot: String,
+    /// Path inside the snapshot.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Snapshot: `latest` or an id prefix.
+    pub snapshot: String,
+    /// Target directory (created if missing).
+    #[arg(long = "to", alias = "target", value_name = "DIR")]
+    pub to: Option<PathBuf>,
+    /// Pipe the selected file into this command's stdin instead (sh -c).
+    #[arg(long, value_name = "CMD")]
+    pub to_command: Option<String>,
+    /// Restore only paths matching this glob (repeatable).
+    #[arg(long = "include")]
+    pub includes: Vec<String>,
+    /// Leave out paths matching this glob (repeatable).
+    #[arg(long = "exclude")]
+    pub excludes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// Snapshot: `latest` or an id prefix.
+    pub snapshot: String,
+    /// File path inside the snapshot (a dump NAME is found under /.snap-streams).
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Read and verify all data.
+    #[arg(long)]
+    pub read_data: bool,
+    /// Read and verify this percentage of packs (e.g. 10 or 10%).
+    #[arg(long, value_name = "PCT")]
+    pub read_data_subset: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// Rebuild the index from the pack headers.
+    Index,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add a password; the new one is read from --new-password-file.
+    Add {
+        /// File holding the new password.
+        #[arg(long)]
+        new_password_file: PathBuf,
+    },
+    /// List key files.
+    List,
+}

@@ -1,0 +1,27 @@
+//! The command line: clap types (raw flags), turned into validated command
+//! options; the only place that prints.
+
+mod args;
+mod output;
+mod password;
+mod run;
+
+pub use run::main;
+
+/// Exit codes (documented in README.md).
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Any failure not listed below.
+    pub const FAILURE: i32 = 1;
+    /// Bad command-line usage.
+    pub const USAGE: i32 = 2;
+    /// The snapshot was saved, but some files could not be read completely.
+    pub const INCOMPLETE: i32 = 3;
+    /// The repository does not exist.
+    pub const NO_REPOSITORY: i32 = 10;
+    /// `check` or `restore` found missing or damaged data.
+    pub const DAMAGED: i32 = 11;
+    /// Wrong password.
+    pub const WRONG_PASSWORD: i32 = 12;
+}

@@ -1,0 +1,201 @@
+//! Human and JSON output of the command reports.
+
+use serde::Serialize;
+
+use crate::commands::check::CheckReport;
+use crate::commands::create::CreateReport;
+use crate::commands::ls::LsEntry;
+use crate::commands::restore::RestoreReport;
+use crate::commands::snapshots::SnapshotRow;
+use crate::repository::blobs::IndexSync;
+
+/// Prints reports as text or JSON.
+pub struct Printer {
+    pub json: bool,
+    pub quiet: bool,
+}
+
+/// Bytes as a short human figure.
+pub fn human(n: u64) -> String {
+    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut f = n as f64;
+    let mut i = 0;
+    while f >= 1024.0 && i < U.len() - 1 {
+        f /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{f:.2} {}", U[i])
+    }
+}
+
+impl Printer {
+    fn emit_json<T: Serialize>(&self, v: &T) {
+        println!("{}", serde_json::to_string(v).expect("reports serialize"));
+    }
+
+    /// A single line, or its JSON value.
+    pub fn line(&self, text: &str, json: &serde_json::Value) {
+        if self.json {
+            self.emit_json(json);
+        } else if !self.quiet {
+            println!("{text}");
+        }
+    }
+
+    pub fn init(&self, loc: &str, id: &str) {
+        self.line(
+            &format!("created snap repository {} at {loc}", &id[..8]),
+            &serde_json::json!({"repository": loc, "id": id}),
+        );
+    }
+
+    pub fn create(&self, r: &CreateReport) {
+        if self.json {
+            return self.emit_json(r);
+        }
+        for w in &r.summary.warnings {
+            eprintln!("warning: {w}");
+        }
+        if self.quiet {
+            return;
+        }
+        let s = &r.summary;
+        println!(
+            "files: {} new, {} changed, {} unchanged; {} dirs",
+            s.files_new, s.files_changed, s.files_unchanged, s.dirs
+        );
+        println!(
+            "read {} of {}, added {} to the repository ({} new blobs) in {:.2}s",
+            human(s.bytes_read),
+            human(s.total_bytes),
+            human(s.bytes_added),
+            s.blobs_added,
+            s.duration_ms as f64 / 1000.0
+        );
+        if r.incomplete {
+            println!(
+                "snapshot {} saved, INCOMPLETE: {} file(s) could not be read completely",
+                &r.snapshot[..8],
+                s.warnings.len()
+            );
+        } else {
+            println!("snapshot {} saved", &r.snapshot[..8]);
+        }
+    }
+
+    pub fn snapshots(&self, rows: &[SnapshotRow]) {
+        if self.json {
+            return self.emit_json(&rows);
+        }
+        println!(
+            "{:<8}  {:<20}  {:<12}  {:>10}  {:>10}  {:<8}  {}",
+            "ID", "Time", "Host", "Size", "Added", "Parent", "Tags / Paths"
+        );
+        for r in rows {
+            let t = r.time.get(..19).unwrap_or(&r.time).replace('T', " ");
+            println!(
+                "{:<8}  {:<20}  {:<12}  {:>10}  {:>10}  {:<8}  {}{}{}",
+                r.short_id,
+                t,
+                r.host,
+                human(r.summary.total_bytes),
+                human(r.summary.bytes_added),
+                r.parent.as_deref().map(|p| &p[..8]).unwrap_or("-"),
+                if r.tags.is_empty() {
+                    String::new()
+                } else {
+                    format!("[{}] ", r.tags.join(","))
+                },
+                r.paths.join(" "),
+                if r.incomplete { " (incomplete)" } else { "" }
+            );
+        }
+        println!("{} snapshots", rows.len());
+    }
+
+    pub fn ls(&self, rows: &[LsEntry]) {
+        if self.json {
+            return self.emit_json(&rows);
+        }
+        for r in rows {
+            let extra = match (&r.link_target, &r.command) {
+                (Some(t), _) => format!(" -> {t}"),
+                (_, Some(c)) => format!("  [from `{c}`, exit {}]", r.exit_code.unwrap_or(0)),
+                _ => String::new(),
+            };
+            println!(
+                "{:<8} {:04o} {:>12} {}  {}{}",
+                r.kind,
+                r.mode,
+                r.size,
+                r.mtime.get(..19).unwrap_or(&r.mtime),
+                r.path,
+                extra
+            );
+        }
+    }
+
+    pub fn restore(&self, snap: &str, r: &RestoreReport) {
+        if self.json {
+            return self.emit_json(r);
+        }
+        for e in &r.errors {
+            eprintln!("error: {e}");
+        }
+        if !self.quiet {
+            println!(
+                "restored snapshot {snap}: {} files, {} dirs, {} others, {} (read {} packs)",
+                r.files,
+                r.dirs,
+                r.others,
+                human(r.bytes),
+                r.packs_read
+            );
+        }
+        if !r.errors.is_empty() {
+            eprintln!("restore finished with {} error(s)", r.errors.len());
+        }
+    }
+
+    pub fn check(&self, r: &CheckReport) {
+        if self.json {
+            return self.emit_json(r);
+        }
+        for w in &r.warnings {
+            eprintln!("warning: {w}");
+        }
+        for e in &r.errors {
+            eprintln!("error: {e}");
+        }
+        if !self.quiet {
+            println!(
+                "checked {} snapshots, {} trees, {} packs; read {} packs ({})",
+                r.snapshots,
+                r.trees,
+                r.packs,
+                r.packs_read,
+                human(r.bytes_read)
+            );
+            if r.errors.is_empty() {
+                println!("no errors found");
+            } else {
+                println!("{} error(s) found", r.errors.len());
+            }
+        }
+    }
+
+    pub fn repair(&self, r: &IndexSync) {
+        if self.json {
+            return self.emit_json(r);
+        }
+        for d in &r.packs_damaged {
+            eprintln!("error: pack {d} has an unreadable header; its blobs are not indexed");
+        }
+        if !self.quiet {
+            println!("index rebuilt: {} packs indexed", r.packs_added);
+        }
+    }
+}

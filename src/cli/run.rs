@@ -1,0 +1,325 @@
+//! Dispatch: validated options -> command -> printed report -> exit code.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+
+use super::args::{CheckArgs, Cli, Command, CreateArgs, KeyCommand, RepairCommand, RestoreArgs};
+use super::exit;
+use super::output::Printer;
+use super::password;
+use crate::backend;
+use crate::commands::{self, check, create, restore, streams};
+use crate::format::config::ChunkerParams;
+use crate::repository::{InitOptions, KdfStrength, Repository};
+use crate::source::Excludes;
+use crate::Error;
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    let printer = Printer {
+        json: cli.global.json,
+        quiet: cli.global.quiet,
+    };
+    match dispatch(&cli, &printer) {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return exit::OK;
+            }
+            eprintln!("snap: {e:#}");
+            code_for(&e)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn code_for(e: &anyhow::Error) -> i32 {
+    match e.downcast_ref::<Error>() {
+        Some(Error::WrongPassword { .. }) => exit::WRONG_PASSWORD,
+        Some(Error::NoRepository { .. }) => exit::NO_REPOSITORY,
+        Some(Error::Damaged(_)) | Some(Error::Corrupt { .. }) | Some(Error::Missing { .. }) => {
+            exit::DAMAGED
+        }
+        _ => exit::FAILURE,
+    }
+}
+
+fn repo_location(cli: &Cli) -> Result<String> {
+    cli.global
+        .repo
+        .clone()
+        .ok_or_else(|| anyhow!("no repository given: use --repo PATH or set SNAP_REPO"))
+}
+
+fn get_password(cli: &Cli, confirm: bool) -> Result<zeroize::Zeroizing<String>> {
+    password::get(
+        cli.global.password_file.as_deref(),
+        cli.global.password_command.as_deref(),
+        confirm,
+    )
+}
+
+fn open_repo(cli: &Cli) -> Result<Arc<Repository>> {
+    let loc = repo_location(cli)?;
+    let be = backend::open(&loc)?;
+    if !be.exists().map_err(Error::from)? {
+        return Err(Error::NoRepository {
+            repo: be.location(),
+        }
+        .into());
+    }
+    let pw = get_password(cli, false)?;
+    Ok(Arc::new(Repository::open(be, pw.as_bytes())?))
+}
+
+fn parse_time(s: &str) -> Result<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("--time {s:?} is not RFC 3339 (e.g. 2026-01-31T02:00:00Z)"))?;
+    Ok(t.unix_timestamp_nanos() as i64)
+}
+
+fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
+    match &cli.command {
+        Command::Init(a) => {
+            let loc = repo_location(cli)?;
+            let be = backend::open(&loc)?;
+            let pw = get_password(cli, true)?;
+            if pw.is_empty() {
+                bail!("refusing an empty password");
+            }
+            let mut opts = InitOptions {
+                compression_level: a.compression,
+                ..Default::default()
+            };
+            if let Some(avg) = a.chunk_avg_kib {
+                let avg = avg * 1024;
+                opts.chunker = ChunkerParams {
+                    min: avg / 4,
+                    avg,
+                    max: avg * 8,
+                    normalization: 1,
+                };
+            }
+            let mut kdf = KdfStrength::default();
+            if let Some(m) = a.kdf_memory_kib {
+                kdf.m_kib = m;
+            }
+            if let Some(t) = a.kdf_iterations {
+                kdf.t = t;
+            }
+            opts.kdf = kdf;
+            let repo = Repository::init(be, pw.as_bytes(), &opts)?;
+            p.init(&loc, &repo.config().id);
+            Ok(exit::OK)
+        }
+        Command::Create(a) => run_create(cli, a, p),
+        Command::Snapshots => {
+            let repo = open_repo(cli)?;
+            p.snapshots(&commands::snapshots::run(&repo)?);
+            Ok(exit::OK)
+        }
+        Command::Ls(a) => {
+            let repo = open_repo(cli)?;
+            let (id, s) = repo.find_snapshot(&a.snapshot)?;
+            let mut rows = Vec::new();
+            commands::ls::run(&repo, &s.tree, a.path.as_deref(), &id.short(), &mut |e| {
+                rows.push(e)
+            })?;
+            p.ls(&rows);
+            Ok(exit::OK)
+        }
+        Command::Restore(a) => run_restore(cli, a, p),
+        Command::Dump(a) => {
+            let repo = open_repo(cli)?;
+            let (id, s) = repo.find_snapshot(&a.snapshot)?;
+            let path = stream_path(&repo, &s.tree, &a.path, &id.short())?;
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            commands::dump::run(&repo, &s.tree, &path, &id.short(), &mut lock)?;
+            Ok(exit::OK)
+        }
+        Command::Check(a) => run_check(cli, a, p),
+        Command::Repair(RepairCommand::Index) => {
+            let repo = open_repo(cli)?;
+            let r = repo.rebuild_index()?;
+            p.repair(&r);
+            Ok(if r.packs_damaged.is_empty() {
+                exit::OK
+            } else {
+                exit::DAMAGED
+            })
+        }
+        Command::Key(KeyCommand::Add { new_password_file }) => {
+            let repo = open_repo(cli)?;
+            let new = password::from_file(new_password_file)?;
+            let id = repo.add_key(new.as_bytes(), KdfStrength::default())?;
+            p.line(
+                &format!("added key {}", &id[..8]),
+                &serde_json::json!({"key": id}),
+            );
+            Ok(exit::OK)
+        }
+        Command::Key(KeyCommand::List) => {
+            let repo = open_repo(cli)?;
+            let keys = repo
+                .backend()
+                .list(backend::FileKind::Key)
+                .map_err(Error::from)?;
+            let names: Vec<String> = keys.into_iter().map(|(n, _)| n).collect();
+            p.line(&names.join("\n"), &serde_json::json!(names));
+            Ok(exit::OK)
+        }
+    }
+}
+
+/// A dump given by bare NAME lives under `/.snap-streams`.
+fn stream_path(
+    repo: &Repository,
+    root: &crate::format::BlobId,
+    given: &Path,
+    snap: &str,
+) -> Result<PathBuf> {
+    if given.is_absolute() || given.components().count() > 1 {
+        return Ok(Path::new("/").join(given));
+    }
+    let in_streams = Path::new("/").join(streams::STREAMS_DIR).join(given);
+    if commands::ls::find_node(repo, root, &in_streams, snap).is_ok() {
+        return Ok(in_streams);
+    }
+    Ok(Path::new("/").join(given))
+}
+
+fn run_create(cli: &Cli, a: &CreateArgs, p: &Printer) -> Result<i32> {
+    let timeout = match &a.command_timeout {
+        Some(s) => {
+            Some(humantime::parse_duration(s).with_context(|| format!("--command-timeout {s:?}"))?)
+        }
+        None => None,
+    };
+    let mut streams_v = Vec::new();
+    for spec in &a.from_command {
+        streams_v.push(streams::StreamSource::parse_command(spec, timeout)?);
+    }
+    if let Some(name) = &a.stdin_name {
+        streams_v.push(streams::StreamSource::stdin(name)?);
+    }
+    let opts = create::CreateOptions {
+        paths: a.paths.clone(),
+        streams: streams_v,
+        tags: a.tags.clone(),
+        host: a.host.clone(),
+        excludes: Excludes::new(
+            &a.excludes,
+            &a.exclude_files,
+            a.exclude_caches,
+            a.one_file_system,
+        )?,
+        time_ns: a.time.as_deref().map(parse_time).transpose()?,
+        parent: a.parent.clone(),
+        full: a.full,
+        threads: a.threads,
+    };
+    let repo = open_repo(cli)?;
+    let report = create::run(repo, opts)?;
+    p.create(&report);
+    Ok(if report.incomplete {
+        exit::INCOMPLETE
+    } else {
+        exit::OK
+    })
+}
+
+fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
+    let repo = open_repo(cli)?;
+    let (id, s) = repo.find_snapshot(&a.snapshot)?;
+    if let Some(cmd) = &a.to_command {
+        let [name] = a.includes.as_slice() else {
+            bail!("--to-command needs exactly one --include naming the file to send");
+        };
+        let path = stream_path(&repo, &s.tree, Path::new(name), &id.short())?;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .context("cannot start --to-command")?;
+        let mut stdin = child.stdin.take().expect("piped");
+        let res = commands::dump::run(&repo, &s.tree, &path, &id.short(), &mut stdin);
+        drop(stdin);
+        let status = child.wait()?;
+        let n = res?;
+        if !status.success() {
+            bail!("--to-command exited with {status} after receiving {n} bytes");
+        }
+        p.line(
+            &format!("sent {n} bytes of {} to the command", path.display()),
+            &serde_json::json!({"bytes": n}),
+        );
+        return Ok(exit::OK);
+    }
+    let target =
+        a.to.clone()
+            .ok_or_else(|| anyhow!("restore needs --to DIR (or --to-command CMD)"))?;
+    let opts = restore::RestoreOptions {
+        target,
+        includes: a.includes.clone(),
+        excludes: a.excludes.clone(),
+    };
+    let report = restore::run(&repo, &s.tree, &opts)?;
+    p.restore(&id.short(), &report);
+    Ok(if report.errors.is_empty() {
+        exit::OK
+    } else {
+        exit::DAMAGED
+    })
+}
+
+fn run_check(cli: &Cli, a: &CheckArgs, p: &Printer) -> Result<i32> {
+    let subset = match &a.read_data_subset {
+        Some(s) => {
+            let v: f64 = s
+                .trim_end_matches('%')
+                .parse()
+                .with_context(|| format!("--read-data-subset {s:?}"))?;
+            if !(v > 0.0 && v <= 100.0) {
+                bail!("--read-data-subset must be in (0, 100]");
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let repo = open_repo(cli)?;
+    let report = check::run(
+        &repo,
+        &check::CheckOptions {
+            read_data: a.read_data,
+            read_data_subset: subset,
+        },
+    )?;
+    p.check(&report);
+    Ok(if report.errors.is_empty() {
+        exit::OK
+    } else {
+        exit::DAMAGED
+    })
+}

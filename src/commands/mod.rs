@@ -1,0 +1,11 @@
+//! One file per verb. Each takes validated options and a repository and
+//! returns a report struct; none of them prints.
+
+pub mod check;
+pub mod create;
+pub mod dump;
+pub mod ls;
+pub mod restore;
+mod restore_meta;
+pub mod snapshots;
+pub mod streams;

@@ -1,0 +1,387 @@
+//! `snap restore`: write a snapshot (or part of it) into a directory.
+//!
+//! Ordered restore: every blob needed is located in the index, the reads
+//! are grouped by pack and sorted by offset, and each pack is read once,
+//! as one sequential range, by one of the worker threads. Every blob is
+//! authenticated, decompressed and checked against its id before any of
+//! its bytes reach a file; zero-filled chunks are skipped, so holes of
+//! sparse files stay holes. Metadata is applied after the data, directory
+//! times last. Names come from validated trees (never `..`, `/` or empty),
+//! and files are opened with O_NOFOLLOW, so a snapshot cannot make restore
+//! write outside the target directory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::backend::FileKind;
+use crate::format::pack::PackEntry;
+use crate::format::tree::{Node, NodeKind};
+use crate::format::{BlobId, PackId};
+use crate::repository::Repository;
+use crate::{Error, Result};
+
+/// Options of `snap restore`.
+#[derive(Debug, Default)]
+pub struct RestoreOptions {
+    /// Target directory (created if missing).
+    pub target: PathBuf,
+    /// Only paths matching one of these globs (and what is below them).
+    pub includes: Vec<String>,
+    /// Leave out paths matching one of these globs (and what is below them).
+    pub excludes: Vec<String>,
+}
+
+/// What `restore` did.
+#[derive(Debug, Default, Serialize)]
+pub struct RestoreReport {
+    /// Files written.
+    pub files: u64,
+    /// Directories created.
+    pub dirs: u64,
+    /// Symlinks and special files created.
+    pub others: u64,
+    /// Bytes of file content restored.
+    pub bytes: u64,
+    /// Packs read.
+    pub packs_read: u64,
+    /// Problems (each names the file affected).
+    pub errors: Vec<String>,
+}
+
+fn globset(patterns: &[String]) -> Result<Option<GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let anchored = if p.starts_with('/') {
+            p.clone()
+        } else {
+            format!("**/{p}")
+        };
+        b.add(Glob::new(&anchored).map_err(|e| Error::Invalid(format!("bad pattern {p:?}: {e}")))?);
+    }
+    Ok(Some(b.build().map_err(|e| {
+        Error::Invalid(format!("bad patterns: {e}"))
+    })?))
+}
+
+struct FilePlan {
+    path: PathBuf,
+    node: Node,
+    link_to: Option<usize>,
+}
+
+#[derive(Default)]
+struct Plan {
+    dirs: Vec<(PathBuf, Node)>,
+    files: Vec<FilePlan>,
+    others: Vec<(PathBuf, Node)>,
+}
+
+struct Walker<'a> {
+    repo: &'a Repository,
+    includes: Option<GlobSet>,
+    excludes: Option<GlobSet>,
+    hardlinks: HashMap<(u64, u64), usize>,
+}
+
+impl Walker<'_> {
+    /// Walks a tree; returns whether anything below was selected.
+    fn walk(
+        &mut self,
+        tree_id: &BlobId,
+        snap_path: &Path,
+        out_path: &Path,
+        selected: bool,
+        plan: &mut Plan,
+    ) -> Result<bool> {
+        let tree = self.repo.load_tree(tree_id)?;
+        let mut any = false;
+        for node in tree.nodes {
+            let name = OsStr::from_bytes(&node.name);
+            let sp = snap_path.join(name);
+            let op = out_path.join(name);
+            if self.excludes.as_ref().is_some_and(|g| g.is_match(&sp)) {
+                continue;
+            }
+            let sel = selected || self.includes.as_ref().is_none_or(|g| g.is_match(&sp));
+            match node.kind {
+                NodeKind::Dir => {
+                    let idx = plan.dirs.len();
+                    plan.dirs.push((op.clone(), node.clone()));
+                    let sub = node.subtree.expect("validated dir node");
+                    let below = self.walk(&sub, &sp, &op, sel, plan)?;
+                    if !(sel || below) {
+                        plan.dirs.truncate(idx);
+                    } else {
+                        any = true;
+                    }
+                }
+                _ if !sel => {}
+                NodeKind::File => {
+                    any = true;
+                    let link_to = if node.nlink > 1 {
+                        let key = (node.dev, node.inode);
+                        match self.hardlinks.get(&key) {
+                            Some(&first) => Some(first),
+                            None => {
+                                self.hardlinks.insert(key, plan.files.len());
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    plan.files.push(FilePlan {
+                        path: op,
+                        node,
+                        link_to,
+                    });
+                }
+                _ => {
+                    any = true;
+                    plan.others.push((op, node));
+                }
+            }
+        }
+        Ok(any)
+    }
+}
+
+/// Makes `dir` (below `root`), refusing to pass through anything that is not a real directory.
+fn make_dir(root: &Path, dir: &Path) -> Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(Error::Invalid(format!(
+                "{} exists and is not a directory; refusing to restore through it",
+                dir.display()
+            )))
+        }
+        Err(_) => {}
+    }
+    if dir != root {
+        if let Some(parent) = dir.parent() {
+            make_dir(root, parent)?;
+        }
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => make_dir(root, dir),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+fn open_for_write(path: &Path) -> std::io::Result<fs::File> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+fn create_file(path: &Path, size: u64) -> Result<()> {
+    if let Ok(m) = fs::symlink_metadata(path) {
+        if !m.is_file() {
+            if m.is_dir() {
+                return Err(Error::Invalid(format!(
+                    "{} is a directory; cannot restore a file there",
+                    path.display()
+                )));
+            }
+            fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+        }
+    }
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.set_len(size).map_err(|e| Error::io(path, e))
+}
+
+struct BlobUse {
+    entry: PackEntry,
+    targets: Vec<(u32, u64)>,
+}
+
+/// Runs `snap restore` of the tree `root` into `opts.target`.
+pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<RestoreReport> {
+    let target = std::path::absolute(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
+    let mut walker = Walker {
+        repo,
+        includes: globset(&opts.includes)?,
+        excludes: globset(&opts.excludes)?,
+        hardlinks: HashMap::new(),
+    };
+    let mut plan = Plan::default();
+    walker.walk(root, Path::new("/"), &target, false, &mut plan)?;
+    make_dir(&target, &target)?;
+    for (d, _) in &plan.dirs {
+        make_dir(&target, d)?;
+    }
+    let mut report = RestoreReport {
+        dirs: plan.dirs.len() as u64,
+        ..Default::default()
+    };
+
+    // Files: create at full size (holes), then gather blob uses.
+    let mut uses: HashMap<BlobId, Vec<(u32, u64)>> = HashMap::new();
+    for (i, f) in plan.files.iter().enumerate() {
+        if f.link_to.is_some() {
+            continue;
+        }
+        create_file(&f.path, f.node.size)?;
+        report.files += 1;
+        report.bytes += f.node.size;
+        let mut off = 0u64;
+        for id in &f.node.content {
+            uses.entry(*id).or_default().push((i as u32, off));
+            let len = repo.locate(id)?.entry.raw_len as u64;
+            off += len;
+        }
+        if off != f.node.size {
+            report.errors.push(format!(
+                "{}: chunk sizes add up to {off}, not the recorded size {}",
+                f.path.display(),
+                f.node.size
+            ));
+        }
+    }
+    let mut by_pack: BTreeMap<PackId, Vec<BlobUse>> = BTreeMap::new();
+    for (id, targets) in uses {
+        let loc = repo.locate(&id)?;
+        by_pack.entry(loc.pack).or_default().push(BlobUse {
+            entry: loc.entry,
+            targets,
+        });
+    }
+    for v in by_pack.values_mut() {
+        v.sort_by_key(|u| u.entry.offset);
+    }
+    report.packs_read = by_pack.len() as u64;
+
+    let errors = Mutex::new(Vec::new());
+    let damaged = Mutex::new(Vec::<u32>::new());
+    let written = AtomicU64::new(0);
+    by_pack.par_iter().for_each(|(pack, blobs)| {
+        let first = blobs.first().expect("non-empty").entry.offset;
+        let last = blobs.last().expect("non-empty");
+        let end = last.entry.offset + last.entry.stored_len as u64;
+        let bytes =
+            match repo
+                .backend()
+                .read_range(FileKind::Pack, &pack.to_hex(), first, end - first)
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    let e: Error = e.into();
+                    errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("pack {}: {e}", pack.short()));
+                    damaged
+                        .lock()
+                        .unwrap()
+                        .extend(blobs.iter().flat_map(|b| b.targets.iter().map(|t| t.0)));
+                    return;
+                }
+            };
+        for b in blobs {
+            let s = (b.entry.offset - first) as usize;
+            let sealed = &bytes[s..s + b.entry.stored_len as usize];
+            let plain = match repo.decode_blob(pack, &b.entry, sealed) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.lock().unwrap().push(e.to_string());
+                    damaged
+                        .lock()
+                        .unwrap()
+                        .extend(b.targets.iter().map(|t| t.0));
+                    continue;
+                }
+            };
+            if plain.iter().all(|&x| x == 0) {
+                continue; // the file was created at full length: a hole reads as zeros
+            }
+            for &(fi, off) in &b.targets {
+                let path = &plan.files[fi as usize].path;
+                let res = open_for_write(path).and_then(|f| f.write_all_at(&plain, off));
+                if let Err(e) = res {
+                    errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("{}: {e}", path.display()));
+                    damaged.lock().unwrap().push(fi);
+                } else {
+                    written.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    let mut errors = errors.into_inner().unwrap();
+    let mut damaged = damaged.into_inner().unwrap();
+    damaged.sort_unstable();
+    damaged.dedup();
+    for fi in &damaged {
+        // Never leave a file with wrong content looking restored.
+        let p = &plan.files[*fi as usize].path;
+        let _ = fs::remove_file(p);
+        errors.push(format!(
+            "{}: NOT restored (damaged data; removed)",
+            p.display()
+        ));
+    }
+
+    // Hard links, then links and special files, then metadata.
+    for f in &plan.files {
+        if let Some(first) = f.link_to {
+            let src = &plan.files[first].path;
+            let _ = fs::remove_file(&f.path);
+            if let Err(e) = fs::hard_link(src, &f.path) {
+                errors.push(format!("{}: cannot hard-link: {e}", f.path.display()));
+            } else {
+                report.files += 1;
+            }
+        }
+    }
+    for (p, n) in &plan.others {
+        match super::restore_meta::create_special(p, n) {
+            Ok(true) => report.others += 1,
+            Ok(false) => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    for (i, f) in plan.files.iter().enumerate() {
+        if f.link_to.is_none() && damaged.binary_search(&(i as u32)).is_err() {
+            if let Err(e) = super::restore_meta::apply(&f.path, &f.node) {
+                errors.push(e.to_string());
+            }
+        }
+    }
+    for (p, n) in &plan.others {
+        if let Err(e) = super::restore_meta::apply(p, n) {
+            errors.push(e.to_string());
+        }
+    }
+    for (p, n) in plan.dirs.iter().rev() {
+        if let Err(e) = super::restore_meta::apply(p, n) {
+            errors.push(e.to_string());
+        }
+    }
+    report.errors = errors;
+    Ok(report)
+}

@@ -1,0 +1,18 @@
+//! snap: a content-addressed, deduplicating, encrypted snapshot store.
+//!
+//! Layers, top to bottom (arrows point down only):
+//! `cli` -> `commands` -> `repository` -> {`format`, `pipeline`, `index`} -> `backend`.
+//! `source` reads the file system for `create`.
+
+pub mod backend;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod format;
+pub mod index;
+pub mod pipeline;
+pub mod repository;
+pub mod source;
+
+pub use error::{Error, Result};
+pub use repository::Repository;

@@ -1,0 +1,222 @@
+//! `init` and unlocking: config, key files, and the index location.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use rand::RngCore;
+
+use super::Repository;
+use crate::backend::{Backend, FileKind, WriteMode};
+use crate::format::config::{ChunkerParams, Config};
+use crate::format::key::KeyFile;
+use crate::format::FORMAT_VERSION;
+use crate::index::Index;
+use crate::pipeline::crypto::{new_kdf_params, MasterKey};
+use crate::{Error, Result};
+
+/// How expensive password derivation is.
+#[derive(Clone, Copy, Debug)]
+pub struct KdfStrength {
+    /// Memory, KiB.
+    pub m_kib: u32,
+    /// Iterations.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
+impl Default for KdfStrength {
+    fn default() -> Self {
+        // ~0.3 s on the reference machine; OWASP's minimum is 19 MiB / t=2.
+        KdfStrength {
+            m_kib: 64 * 1024,
+            t: 3,
+            p: 2,
+        }
+    }
+}
+
+/// Options of `snap init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Chunker parameters.
+    pub chunker: ChunkerParams,
+    /// zstd level for new blobs.
+    pub compression_level: i32,
+    /// Target pack size.
+    pub pack_size: u64,
+    /// Password KDF cost.
+    pub kdf: KdfStrength,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            chunker: ChunkerParams::DEFAULT,
+            compression_level: 3,
+            pack_size: 32 * 1024 * 1024,
+            kdf: KdfStrength::default(),
+        }
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+fn cache_dir_for(backend: &dyn Backend, repo_id: &str) -> PathBuf {
+    if let Some(staging) = backend.staging_dir() {
+        // A local repository keeps its index beside its data.
+        return staging.parent().map(|p| p.join("index")).unwrap_or(staging);
+    }
+    let base = std::env::var_os("SNAP_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("snap")))
+        .or_else(|| std::env::var_os("HOME").map(|p| PathBuf::from(p).join(".cache/snap")))
+        .unwrap_or_else(|| std::env::temp_dir().join("snap-cache"));
+    base.join(repo_id)
+}
+
+impl Repository {
+    /// Creates a new repository in an empty location.
+    pub fn init(
+        backend: Box<dyn Backend>,
+        password: &[u8],
+        opts: &InitOptions,
+    ) -> Result<Repository> {
+        let loc = backend.location();
+        if backend.exists()? {
+            return Err(Error::AlreadyInitialized { repo: loc });
+        }
+        opts.chunker.validate().map_err(Error::Invalid)?;
+        backend.create_layout()?;
+        let key = MasterKey::generate();
+        let mut idb = [0u8; 32];
+        rand::rng().fill_bytes(&mut idb);
+        let mut config = Config {
+            version: FORMAT_VERSION,
+            id: hex::encode(idb),
+            chunker: opts.chunker,
+            compression_level: opts.compression_level,
+            pack_size: opts.pack_size,
+            features: vec![],
+            mac: String::new(),
+        };
+        config.validate().map_err(Error::Invalid)?;
+        config.mac = key.config_mac(&config.mac_input());
+        let kdf = new_kdf_params(opts.kdf.m_kib, opts.kdf.t, opts.kdf.p);
+        let kf = key.wrap(password, &config.id, kdf, now_rfc3339(), hostname());
+        let kbytes = kf.to_bytes();
+        let kid = blake3::hash(&kbytes).to_hex().to_string();
+        // Key first, config last: a repository "exists" only once it can be opened.
+        backend.write(FileKind::Key, &kid, &kbytes, WriteMode::CreateNew)?;
+        match backend.write(
+            FileKind::Config,
+            "config",
+            &config.to_bytes(),
+            WriteMode::CreateNew,
+        ) {
+            Err(crate::backend::BackendError::AlreadyExists(_)) => {
+                return Err(Error::AlreadyInitialized { repo: loc })
+            }
+            r => r?,
+        }
+        Self::assemble(backend, config, key)
+    }
+
+    /// Opens an existing repository with a password.
+    pub fn open(backend: Box<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        let loc = backend.location();
+        let raw = match backend.read(FileKind::Config, "config") {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => return Err(Error::NoRepository { repo: loc }),
+            Err(e) => return Err(e.into()),
+        };
+        // Peek at the version before anything else so that a newer format is
+        // refused with its version named, even if the rest would not parse.
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&raw) {
+            if let Some(found) = v.get("version").and_then(|x| x.as_u64()) {
+                if found != FORMAT_VERSION as u64 {
+                    return Err(Error::UnsupportedVersion {
+                        repo: loc,
+                        found: found as u32,
+                        supported: FORMAT_VERSION,
+                    });
+                }
+            }
+        }
+        let config =
+            Config::parse(&raw).map_err(|why| Error::corrupt(format!("{loc}/config"), why))?;
+        config
+            .validate()
+            .map_err(|why| Error::corrupt(format!("{loc}/config"), why))?;
+        let keys = backend.list(FileKind::Key)?;
+        if keys.is_empty() {
+            return Err(Error::corrupt(format!("{loc}/keys"), "no key files"));
+        }
+        let mut unlocked = None;
+        for (name, _) in &keys {
+            let Ok(bytes) = backend.read(FileKind::Key, name) else {
+                continue;
+            };
+            let Ok(kf) = KeyFile::parse(&bytes) else {
+                continue;
+            };
+            if let Ok(k) = MasterKey::unwrap(&kf, password, &config.id) {
+                unlocked = Some(k);
+                break;
+            }
+        }
+        let key = unlocked.ok_or(Error::WrongPassword { repo: loc.clone() })?;
+        if key.config_mac(&config.mac_input()) != config.mac {
+            return Err(Error::corrupt(
+                format!("{loc}/config"),
+                "MAC does not match (config was modified)",
+            ));
+        }
+        Self::assemble(backend, config, key)
+    }
+
+    fn assemble(backend: Box<dyn Backend>, config: Config, key: MasterKey) -> Result<Repository> {
+        let cache_dir = cache_dir_for(backend.as_ref(), &config.id);
+        let index_path = cache_dir.join("index.sqlite");
+        let fresh = !index_path.exists();
+        let index = Index::open(&index_path)?;
+        let repo = Repository {
+            cipher: key.blob_cipher(),
+            backend,
+            config,
+            key,
+            index: Mutex::new(index),
+            cache_dir,
+        };
+        if fresh {
+            // A lost index is rebuilt from the packs, the source of truth.
+            repo.sync_index()?;
+        }
+        Ok(repo)
+    }
+
+    /// Adds a key (password) to the repository.
+    pub fn add_key(&self, password: &[u8], kdf: KdfStrength) -> Result<String> {
+        let kf = self.key.wrap(
+            password,
+            &self.config.id,
+            new_kdf_params(kdf.m_kib, kdf.t, kdf.p),
+            now_rfc3339(),
+            hostname(),
+        );
+        let bytes = kf.to_bytes();
+        let kid = blake3::hash(&bytes).to_hex().to_string();
+        self.backend
+            .write(FileKind::Key, &kid, &bytes, WriteMode::CreateNew)?;
+        Ok(kid)
+    }
+}

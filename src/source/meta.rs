@@ -1,0 +1,111 @@
+//! Turning `lstat` results into tree nodes, and owner names.
+
+use std::collections::HashMap;
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::format::tree::{Node, NodeKind};
+
+/// Caches uid/gid -> name look-ups (they are slow and repeat a lot).
+#[derive(Default, Debug)]
+pub struct OwnerNames {
+    users: Mutex<HashMap<u32, Option<String>>>,
+    groups: Mutex<HashMap<u32, Option<String>>>,
+}
+
+impl OwnerNames {
+    fn user(&self, uid: u32) -> Option<String> {
+        self.users
+            .lock()
+            .unwrap()
+            .entry(uid)
+            .or_insert_with(|| {
+                uzers::get_user_by_uid(uid).map(|u| u.name().to_string_lossy().into_owned())
+            })
+            .clone()
+    }
+
+    fn group(&self, gid: u32) -> Option<String> {
+        self.groups
+            .lock()
+            .unwrap()
+            .entry(gid)
+            .or_insert_with(|| {
+                uzers::get_group_by_gid(gid).map(|g| g.name().to_string_lossy().into_owned())
+            })
+            .clone()
+    }
+}
+
+/// The node kind of a file type.
+pub fn kind_of(m: &Metadata) -> NodeKind {
+    let ft = m.file_type();
+    if ft.is_dir() {
+        NodeKind::Dir
+    } else if ft.is_symlink() {
+        NodeKind::Symlink
+    } else if ft.is_fifo() {
+        NodeKind::Fifo
+    } else if ft.is_char_device() {
+        NodeKind::CharDevice
+    } else if ft.is_block_device() {
+        NodeKind::BlockDevice
+    } else if ft.is_socket() {
+        NodeKind::Socket
+    } else {
+        NodeKind::File
+    }
+}
+
+/// A node carrying `m`'s metadata (content, subtree, target left empty).
+pub fn node_from_metadata(path: &Path, name: &[u8], m: &Metadata, owners: &OwnerNames) -> Node {
+    let kind = kind_of(m);
+    let mut n = Node::new(name.to_vec(), kind);
+    n.mode = m.mode() & 0o7777;
+    n.uid = m.uid();
+    n.gid = m.gid();
+    n.user = owners.user(n.uid);
+    n.group = owners.group(n.gid);
+    n.mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
+    n.ctime_ns = m.ctime() * 1_000_000_000 + m.ctime_nsec();
+    n.inode = m.ino();
+    n.dev = m.dev();
+    n.nlink = m.nlink();
+    n.size = if kind == NodeKind::File { m.len() } else { 0 };
+    n.rdev = if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
+        m.rdev()
+    } else {
+        0
+    };
+    n.xattrs = read_xattrs(path);
+    n
+}
+
+fn read_xattrs(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let Ok(names) = xattr::list(path) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = names
+        .filter_map(|n| {
+            let v = xattr::get(path, &n).ok().flatten()?;
+            Some((n.as_bytes().to_vec(), v))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether a file can be taken over from the parent snapshot unread.
+pub fn unchanged(now: &Node, before: &Node) -> bool {
+    before.kind == NodeKind::File
+        && now.kind == NodeKind::File
+        && now.size == before.size
+        && now.mtime_ns == before.mtime_ns
+        && now.ctime_ns == before.ctime_ns
+        && now.inode == before.inode
+        && now.mode == before.mode
+        && before.origin.is_none()
+}
