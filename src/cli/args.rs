@@ -63,8 +63,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// zstd level for new data (1-22).
-    #[arg(long, default_value_t = 3)]
+    /// zstd level for new data (1-22); 1 is fastest at nearly the same size.
+    #[arg(long, default_value_t = 1)]
     pub compression: i32,
     /// Target average chunk size in KiB.
     #[arg(long, hide = true)]

@@ -202,10 +202,7 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
         }
     }
     // Snapshots -> trees -> blobs.
-    let snaps = match repo.backend().list(FileKind::Snapshot) {
-        Ok(s) => s,
-        Err(e) => return Err(e.into()),
-    };
+    let snaps = repo.backend().list(FileKind::Snapshot)?;
     let mut st = Structure {
         repo,
         visited: HashSet::new(),
@@ -271,10 +268,7 @@ pub fn verify_pack(repo: &Repository, pack: &PackId) -> Result<(u64, Vec<(BlobId
     if blake3::hash(&bytes).as_bytes() != &pack.0 {
         let mut damaged = Vec::new();
         // The header may still be readable: check blob by blob to say which are hit.
-        let entries = match repo.parse_pack_header(pack, &bytes, n) {
-            Ok(e) => e,
-            Err(e) => return Err(e),
-        };
+        let entries = repo.parse_pack_header(pack, &bytes, n)?;
         for e in &entries {
             let s = e.offset as usize;
             if let Err(err) = repo.decode_blob(pack, e, &bytes[s..s + e.stored_len as usize]) {
@@ -298,7 +292,14 @@ pub fn verify_pack(repo: &Repository, pack: &PackId) -> Result<(u64, Vec<(BlobId
             damaged.push((e.id, err.to_string()));
         }
     }
-    if indexed.iter().any(|i| !entries.contains(i)) {
+    let in_header: HashSet<_> = entries
+        .iter()
+        .map(|e| (e.id, e.offset, e.stored_len))
+        .collect();
+    if indexed
+        .iter()
+        .any(|i| !in_header.contains(&(i.id, i.offset, i.stored_len)))
+    {
         damaged.push((
             BlobId([0; 32]),
             format!(

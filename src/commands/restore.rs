@@ -27,6 +27,7 @@ use crate::backend::FileKind;
 use crate::format::pack::PackEntry;
 use crate::format::tree::{Node, NodeKind};
 use crate::format::{BlobId, PackId};
+use crate::index::BlobLocation;
 use crate::repository::Repository;
 use crate::{Error, Result};
 
@@ -238,8 +239,9 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
         ..Default::default()
     };
 
-    // Files: create at full size (holes), then gather blob uses.
-    let mut uses: HashMap<BlobId, Vec<(u32, u64)>> = HashMap::new();
+    // Files: create at full size (holes), then gather blob uses; each
+    // distinct blob is looked up in the index once.
+    let mut uses: HashMap<BlobId, (BlobLocation, Vec<(u32, u64)>)> = HashMap::new();
     for (i, f) in plan.files.iter().enumerate() {
         if f.link_to.is_some() {
             continue;
@@ -249,9 +251,14 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
         report.bytes += f.node.size;
         let mut off = 0u64;
         for id in &f.node.content {
-            uses.entry(*id).or_default().push((i as u32, off));
-            let len = repo.locate(id)?.entry.raw_len as u64;
-            off += len;
+            let slot = match uses.entry(*id) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert((repo.locate(id)?, Vec::new()))
+                }
+            };
+            slot.1.push((i as u32, off));
+            off += slot.0.entry.raw_len as u64;
         }
         if off != f.node.size {
             report.errors.push(format!(
@@ -262,8 +269,7 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
         }
     }
     let mut by_pack: BTreeMap<PackId, Vec<BlobUse>> = BTreeMap::new();
-    for (id, targets) in uses {
-        let loc = repo.locate(&id)?;
+    for (_, (loc, targets)) in uses {
         by_pack.entry(loc.pack).or_default().push(BlobUse {
             entry: loc.entry,
             targets,

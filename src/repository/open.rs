@@ -53,7 +53,7 @@ impl Default for InitOptions {
     fn default() -> Self {
         InitOptions {
             chunker: ChunkerParams::DEFAULT,
-            compression_level: 3,
+            compression_level: 1,
             pack_size: 32 * 1024 * 1024,
             kdf: KdfStrength::default(),
         }
@@ -187,8 +187,22 @@ impl Repository {
     fn assemble(backend: Box<dyn Backend>, config: Config, key: MasterKey) -> Result<Repository> {
         let cache_dir = cache_dir_for(backend.as_ref(), &config.id);
         let index_path = cache_dir.join("index.sqlite");
-        let fresh = !index_path.exists();
-        let index = Index::open(&index_path)?;
+        let mut fresh = !index_path.exists();
+        let index = match Index::open(&index_path).and_then(|i| i.integrity_check().map(|_| i)) {
+            Ok(i) => i,
+            Err(_) if !fresh => {
+                // The index is a cache: set a damaged one aside and rebuild
+                // it from the packs rather than refuse to work.
+                let aside = index_path.with_extension(format!("damaged-{}", std::process::id()));
+                std::fs::rename(&index_path, &aside).map_err(|e| Error::io(&index_path, e))?;
+                for ext in ["sqlite-wal", "sqlite-shm"] {
+                    let _ = std::fs::remove_file(index_path.with_extension(ext));
+                }
+                fresh = true;
+                Index::open(&index_path)?
+            }
+            Err(e) => return Err(e),
+        };
         let repo = Repository {
             cipher: key.blob_cipher(),
             backend,
