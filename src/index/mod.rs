@@ -298,6 +298,30 @@ impl Index {
         Ok(out)
     }
 
+    /// The first 8 bytes of every indexed blob id, sorted; `None` when the
+    /// index holds more than `limit` blobs (the caller then keeps using
+    /// point look-ups).
+    pub fn blob_prefixes(&self, limit: u64) -> Result<Option<Vec<u64>>> {
+        let (n, _) = self.counts()?;
+        if n > limit {
+            return Ok(None);
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT id FROM blobs")
+            .map_err(|e| self.err(e))?;
+        let mut rows = st.query([]).map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(n as usize);
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let id: Vec<u8> = r.get(0).map_err(|e| self.err(e))?;
+            if id.len() >= 8 {
+                out.push(u64::from_le_bytes(id[..8].try_into().unwrap()));
+            }
+        }
+        out.sort_unstable();
+        Ok(Some(out))
+    }
+
     /// Drops every row (before a rebuild).
     pub fn clear(&mut self) -> Result<()> {
         self.conn

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender};
@@ -48,6 +48,21 @@ pub struct BlobSaver {
     tx: Option<Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
     pending: Mutex<HashSet<BlobId>>,
+    lookups: AtomicU64,
+    absent_filter: OnceLock<Option<Vec<u64>>>,
+}
+
+/// After this many index look-ups in one run, a sorted list of id prefixes
+/// of the whole index is loaded, so that new blobs (the common case of a
+/// first backup of many small files) are recognised without SQLite. Blobs
+/// added by a concurrent writer after the list was loaded may then be
+/// stored twice: harmless, and prune removes the copy.
+const FILTER_AFTER_LOOKUPS: u64 = 2000;
+/// Indexes larger than this keep point look-ups (8 bytes per blob).
+const FILTER_MAX_BLOBS: u64 = 32 << 20;
+
+fn prefix(id: &BlobId) -> u64 {
+    u64::from_le_bytes(id.0[..8].try_into().unwrap())
 }
 
 impl Shared {
@@ -141,6 +156,8 @@ impl BlobSaver {
             tx: Some(tx),
             workers,
             pending: Mutex::new(HashSet::new()),
+            lookups: AtomicU64::new(0),
+            absent_filter: OnceLock::new(),
         })
     }
 
@@ -156,11 +173,24 @@ impl BlobSaver {
         Ok(())
     }
 
+    /// Whether the repository already has a blob.
+    fn known(&self, id: &BlobId) -> Result<bool> {
+        if let Some(Some(prefixes)) = self.absent_filter.get() {
+            if prefixes.binary_search(&prefix(id)).is_err() {
+                return Ok(false);
+            }
+        } else if self.lookups.fetch_add(1, Ordering::Relaxed) == FILTER_AFTER_LOOKUPS {
+            let loaded = self.shared.repo.index().blob_prefixes(FILTER_MAX_BLOBS)?;
+            let _ = self.absent_filter.set(loaded);
+        }
+        self.shared.repo.index().contains(id)
+    }
+
     /// Saves a blob unless the repository (or this run) has it already.
     /// Returns its id and whether it was new.
     pub fn save(&self, kind: BlobKind, data: &[u8]) -> Result<(BlobId, bool)> {
         let id = self.shared.repo.key().blob_id(data);
-        if self.pending.lock().unwrap().contains(&id) || self.shared.repo.index().contains(&id)? {
+        if self.pending.lock().unwrap().contains(&id) || self.known(&id)? {
             return Ok((id, false));
         }
         if !self.pending.lock().unwrap().insert(id) {
