@@ -184,34 +184,57 @@ fn make_dir(root: &Path, dir: &Path) -> Result<()> {
     }
 }
 
+/// Opens (creating) a file to restore; O_NOFOLLOW so a symlink planted in
+/// the target cannot redirect the write.
 fn open_for_write(path: &Path) -> std::io::Result<fs::File> {
     OpenOptions::new()
         .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-}
-
-fn create_file(path: &Path, size: u64) -> Result<()> {
-    if let Ok(m) = fs::symlink_metadata(path) {
-        if !m.is_file() {
-            if m.is_dir() {
-                return Err(Error::Invalid(format!(
-                    "{} is a directory; cannot restore a file there",
-                    path.display()
-                )));
-            }
-            fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-        }
-    }
-    let f = OpenOptions::new()
-        .write(true)
         .create(true)
-        .truncate(true)
         .custom_flags(libc::O_NOFOLLOW)
         .mode(0o600)
         .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    f.set_len(size).map_err(|e| Error::io(path, e))
+}
+
+/// Block size below which runs of zeros are written rather than left as holes.
+const HOLE_BLOCK: usize = 4096;
+
+/// Writes `data` at `off`, leaving aligned all-zero 4 KiB blocks as holes
+/// (the file's final length is set separately), so sparse files stay sparse.
+fn write_skipping_zeros(f: &fs::File, data: &[u8], off: u64) -> std::io::Result<()> {
+    let mut pos = 0usize;
+    let mut run_start: Option<usize> = None;
+    while pos < data.len() {
+        // Blocks are aligned to the file offset so that holes are whole pages.
+        let block_end =
+            ((((off + pos as u64) / HOLE_BLOCK as u64) + 1) * HOLE_BLOCK as u64 - off) as usize;
+        let end = block_end.min(data.len());
+        let zero = end - pos == HOLE_BLOCK && data[pos..end].iter().all(|&b| b == 0);
+        match (zero, run_start) {
+            (true, Some(s)) => {
+                f.write_all_at(&data[s..pos], off + s as u64)?;
+                run_start = None;
+            }
+            (false, None) => run_start = Some(pos),
+            _ => {}
+        }
+        pos = end;
+    }
+    if let Some(s) = run_start {
+        f.write_all_at(&data[s..], off + s as u64)?;
+    }
+    Ok(())
+}
+
+/// Removes a non-directory entry standing where a file will be restored.
+fn clear_place(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::Invalid(format!(
+            "{} is a directory; cannot restore a file there",
+            path.display()
+        ))),
+        Ok(_) => fs::remove_file(path).map_err(|e| Error::io(path, e)),
+        Err(_) => Ok(()),
+    }
 }
 
 struct BlobUse {
@@ -222,6 +245,8 @@ struct BlobUse {
 /// Runs `snap restore` of the tree `root` into `opts.target`.
 pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<RestoreReport> {
     let target = std::path::absolute(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
+    // Into a directory that did not exist, nothing can stand in the way.
+    let fresh_target = fs::symlink_metadata(&target).is_err();
     let mut walker = Walker {
         repo,
         includes: globset(&opts.includes)?,
@@ -239,14 +264,18 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
         ..Default::default()
     };
 
-    // Files: create at full size (holes), then gather blob uses; each
-    // distinct blob is looked up in the index once.
+    // Files: clear what stands in their place in an existing target, then
+    // gather blob uses; each distinct blob is looked up in the index once.
+    // Files are created by their first write, so a one-chunk file costs one
+    // open; sizes (holes at the end, empty files) are fixed afterwards.
     let mut uses: HashMap<BlobId, (BlobLocation, Vec<(u32, u64)>)> = HashMap::new();
     for (i, f) in plan.files.iter().enumerate() {
         if f.link_to.is_some() {
             continue;
         }
-        create_file(&f.path, f.node.size)?;
+        if !fresh_target {
+            clear_place(&f.path)?;
+        }
         report.files += 1;
         report.bytes += f.node.size;
         let mut off = 0u64;
@@ -283,6 +312,7 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
     let errors = Mutex::new(Vec::new());
     let damaged = Mutex::new(Vec::<u32>::new());
     let written = AtomicU64::new(0);
+    let sized = Mutex::new(vec![false; plan.files.len()]);
     by_pack.par_iter().for_each(|(pack, blobs)| {
         let first = blobs.first().expect("non-empty").entry.offset;
         let last = blobs.last().expect("non-empty");
@@ -321,11 +351,14 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
                 }
             };
             if plain.iter().all(|&x| x == 0) {
-                continue; // the file was created at full length: a hole reads as zeros
+                continue; // left as a hole: the file gets its full length below
             }
             for &(fi, off) in &b.targets {
                 let path = &plan.files[fi as usize].path;
-                let res = open_for_write(path).and_then(|f| f.write_all_at(&plain, off));
+                let res = open_for_write(path).and_then(|f| write_skipping_zeros(&f, &plain, off));
+                if res.is_ok() && off + plain.len() as u64 == plan.files[fi as usize].node.size {
+                    sized.lock().unwrap()[fi as usize] = true;
+                }
                 if let Err(e) = res {
                     errors
                         .lock()
@@ -350,6 +383,16 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
             "{}: NOT restored (damaged data; removed)",
             p.display()
         ));
+    }
+
+    // Files not ended by a write (empty, or ending in a hole) get their size.
+    let sized = sized.into_inner().unwrap();
+    for (i, f) in plan.files.iter().enumerate() {
+        if f.link_to.is_none() && !sized[i] && damaged.binary_search(&(i as u32)).is_err() {
+            if let Err(e) = open_for_write(&f.path).and_then(|h| h.set_len(f.node.size)) {
+                errors.push(format!("{}: {e}", f.path.display()));
+            }
+        }
     }
 
     // Hard links, then links and special files, then metadata.

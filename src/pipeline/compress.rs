@@ -8,6 +8,7 @@ thread_local! {
     // One compression context per thread and level: creating a context per
     // blob costs more than compressing a small file.
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
 /// Compresses `data` at `level`; returns it raw when that saves under 1/64.
@@ -39,7 +40,17 @@ pub fn decompress(c: Compression, stored: Vec<u8>, raw_len: usize) -> Result<Vec
             Ok(stored)
         }
         Compression::Zstd => {
-            let v = zstd::bulk::decompress(&stored, raw_len).map_err(|e| format!("zstd: {e}"))?;
+            let v = DECOMPRESSOR
+                .with(|cell| {
+                    let mut slot = cell.borrow_mut();
+                    if slot.is_none() {
+                        *slot = Some(zstd::bulk::Decompressor::new()?);
+                    }
+                    slot.as_mut()
+                        .expect("just set")
+                        .decompress(&stored, raw_len)
+                })
+                .map_err(|e| format!("zstd: {e}"))?;
             if v.len() != raw_len {
                 return Err(format!(
                     "decompressed to {} bytes, expected {raw_len}",
