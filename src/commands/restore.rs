@@ -27,6 +27,7 @@ use crate::backend::FileKind;
 use crate::format::pack::PackEntry;
 use crate::format::tree::{Node, NodeKind};
 use crate::format::{BlobId, PackId};
+use crate::index::BlobLocation;
 use crate::repository::Repository;
 use crate::{Error, Result};
 
@@ -190,27 +191,60 @@ fn open_for_write(path: &Path) -> std::io::Result<fs::File> {
         .open(path)
 }
 
-fn create_file(path: &Path, size: u64) -> Result<()> {
-    if let Ok(m) = fs::symlink_metadata(path) {
-        if !m.is_file() {
-            if m.is_dir() {
-                return Err(Error::Invalid(format!(
-                    "{} is a directory; cannot restore a file there",
-                    path.display()
-                )));
-            }
-            fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-        }
+/// Removes whatever non-directory entry is at `path`, so that nothing is
+/// ever written through an existing file: it may be a hard link to a file
+/// outside the target, or a symlink.
+fn clear_path(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::Invalid(format!(
+            "{} is a directory; cannot restore a file there",
+            path.display()
+        ))),
+        Ok(_) => fs::remove_file(path).map_err(|e| Error::io(path, e)),
+        Err(_) => Ok(()),
     }
+}
+
+/// Creates a new, empty file of `size` bytes (all hole).
+fn create_file(path: &Path, size: u64) -> Result<()> {
+    clear_path(path)?;
     let f = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .custom_flags(libc::O_NOFOLLOW)
         .mode(0o600)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
     f.set_len(size).map_err(|e| Error::io(path, e))
+}
+
+/// Writes `data` at `off`, leaving out the file-system blocks (4 KiB,
+/// aligned to the file) that are all zero: the file was created at full
+/// length as one hole, so they read back as zeros and stay unallocated.
+/// Skipping only whole zero chunks would allocate the zeros around the data
+/// of a sparse file (a chunk is up to `max` bytes).
+fn write_skipping_zeros(f: &fs::File, data: &[u8], off: u64) -> std::io::Result<()> {
+    const BLOCK: u64 = 4096;
+    let mut pos = 0usize;
+    let mut run: Option<usize> = None;
+    while pos < data.len() {
+        let abs = off + pos as u64;
+        let end = (((abs / BLOCK + 1) * BLOCK - off) as usize).min(data.len());
+        let zero = data[pos..end].iter().all(|&b| b == 0);
+        match (zero, run) {
+            (true, Some(start)) => {
+                f.write_all_at(&data[start..pos], off + start as u64)?;
+                run = None;
+            }
+            (false, None) => run = Some(pos),
+            _ => {}
+        }
+        pos = end;
+    }
+    if let Some(start) = run {
+        f.write_all_at(&data[start..], off + start as u64)?;
+    }
+    Ok(())
 }
 
 struct BlobUse {
@@ -238,10 +272,68 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
         ..Default::default()
     };
 
+    // Locate every blob before any file is created: a file whose data is
+    // not in the repository is reported and never created, rather than left
+    // behind as a hole-filled file of the right size.
+    let mut locations: HashMap<BlobId, BlobLocation> = HashMap::new();
+    let mut unrestorable = vec![false; plan.files.len()];
+    for (i, f) in plan.files.iter().enumerate() {
+        if f.link_to.is_some() {
+            continue;
+        }
+        let mut off = 0u64;
+        let mut why = None;
+        for id in &f.node.content {
+            let loc = match locations.get(id) {
+                Some(l) => *l,
+                None => match repo.locate(id) {
+                    Ok(l) => {
+                        locations.insert(*id, l);
+                        l
+                    }
+                    Err(Error::Missing { .. }) => {
+                        why = Some(format!("data blob {} is missing", id.short()));
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            off += loc.entry.raw_len as u64;
+        }
+        if why.is_none() && off != f.node.size {
+            why = Some(format!(
+                "chunk sizes add up to {off}, not the recorded size {}",
+                f.node.size
+            ));
+        }
+        if let Some(why) = why {
+            unrestorable[i] = true;
+            report
+                .errors
+                .push(format!("{}: NOT restored ({why})", f.path.display()));
+            // Nothing at this path may pass for the snapshot's file.
+            clear_path(&f.path)?;
+        }
+    }
+    // Hard links to a file that cannot be restored cannot be made either.
+    for (i, f) in plan.files.iter().enumerate() {
+        if let Some(first) = f.link_to {
+            if unrestorable[first] {
+                unrestorable[i] = true;
+                report.errors.push(format!(
+                    "{}: NOT restored (hard link to {}, which is damaged)",
+                    f.path.display(),
+                    plan.files[first].path.display()
+                ));
+                clear_path(&f.path)?;
+            }
+        }
+    }
+
     // Files: create at full size (holes), then gather blob uses.
     let mut uses: HashMap<BlobId, Vec<(u32, u64)>> = HashMap::new();
     for (i, f) in plan.files.iter().enumerate() {
-        if f.link_to.is_some() {
+        if f.link_to.is_some() || unrestorable[i] {
             continue;
         }
         create_file(&f.path, f.node.size)?;
@@ -250,20 +342,12 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
         let mut off = 0u64;
         for id in &f.node.content {
             uses.entry(*id).or_default().push((i as u32, off));
-            let len = repo.locate(id)?.entry.raw_len as u64;
-            off += len;
-        }
-        if off != f.node.size {
-            report.errors.push(format!(
-                "{}: chunk sizes add up to {off}, not the recorded size {}",
-                f.path.display(),
-                f.node.size
-            ));
+            off += locations[id].entry.raw_len as u64;
         }
     }
     let mut by_pack: BTreeMap<PackId, Vec<BlobUse>> = BTreeMap::new();
     for (id, targets) in uses {
-        let loc = repo.locate(&id)?;
+        let loc = locations[&id];
         by_pack.entry(loc.pack).or_default().push(BlobUse {
             entry: loc.entry,
             targets,
@@ -319,7 +403,7 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
             }
             for &(fi, off) in &b.targets {
                 let path = &plan.files[fi as usize].path;
-                let res = open_for_write(path).and_then(|f| f.write_all_at(&plain, off));
+                let res = open_for_write(path).and_then(|f| write_skipping_zeros(&f, &plain, off));
                 if let Err(e) = res {
                     errors
                         .lock()
@@ -347,7 +431,10 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
     }
 
     // Hard links, then links and special files, then metadata.
-    for f in &plan.files {
+    for (i, f) in plan.files.iter().enumerate() {
+        if unrestorable[i] {
+            continue;
+        }
         if let Some(first) = f.link_to {
             let src = &plan.files[first].path;
             let _ = fs::remove_file(&f.path);
@@ -366,7 +453,7 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
         }
     }
     for (i, f) in plan.files.iter().enumerate() {
-        if f.link_to.is_none() && damaged.binary_search(&(i as u32)).is_err() {
+        if f.link_to.is_none() && !unrestorable[i] && damaged.binary_search(&(i as u32)).is_err() {
             if let Err(e) = super::restore_meta::apply(&f.path, &f.node) {
                 errors.push(e.to_string());
             }
@@ -382,6 +469,6 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
             errors.push(e.to_string());
         }
     }
-    report.errors = errors;
+    report.errors.extend(errors);
     Ok(report)
 }
