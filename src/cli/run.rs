@@ -88,6 +88,8 @@ fn open_repo(cli: &Cli) -> Result<Arc<Repository>> {
         }
         .into());
     }
+    // An unknown format version is refused before a password is asked for.
+    Repository::check_format_version(be.as_ref())?;
     let pw = get_password(cli, false)?;
     Ok(Arc::new(Repository::open(be, pw.as_bytes())?))
 }

@@ -186,10 +186,14 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
                 ));
                 lost.extend(repo.index().pack_entries(pack)?.iter().map(|e| e.id));
             }
-            Some(s) if s != size => report.errors.push(format!(
-                "pack {} has {s} bytes in storage, {size} in the index (truncated?)",
-                pack.short()
-            )),
+            Some(s) if s != size => {
+                report.errors.push(format!(
+                    "pack {} has {s} bytes in storage, {size} in the index (truncated?)",
+                    pack.short()
+                ));
+                // Name the files that use it, as for a missing pack.
+                lost.extend(repo.index().pack_entries(pack)?.iter().map(|e| e.id));
+            }
             _ => {}
         }
     }

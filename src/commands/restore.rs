@@ -184,49 +184,17 @@ fn make_dir(root: &Path, dir: &Path) -> Result<()> {
     }
 }
 
-/// Opens (creating) a file to restore; O_NOFOLLOW so a symlink planted in
-/// the target cannot redirect the write.
 fn open_for_write(path: &Path) -> std::io::Result<fs::File> {
     OpenOptions::new()
         .write(true)
-        .create(true)
         .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
         .open(path)
 }
 
-/// Block size below which runs of zeros are written rather than left as holes.
-const HOLE_BLOCK: usize = 4096;
-
-/// Writes `data` at `off`, leaving aligned all-zero 4 KiB blocks as holes
-/// (the file's final length is set separately), so sparse files stay sparse.
-fn write_skipping_zeros(f: &fs::File, data: &[u8], off: u64) -> std::io::Result<()> {
-    let mut pos = 0usize;
-    let mut run_start: Option<usize> = None;
-    while pos < data.len() {
-        // Blocks are aligned to the file offset so that holes are whole pages.
-        let block_end =
-            ((((off + pos as u64) / HOLE_BLOCK as u64) + 1) * HOLE_BLOCK as u64 - off) as usize;
-        let end = block_end.min(data.len());
-        let zero = end - pos == HOLE_BLOCK && data[pos..end].iter().all(|&b| b == 0);
-        match (zero, run_start) {
-            (true, Some(s)) => {
-                f.write_all_at(&data[s..pos], off + s as u64)?;
-                run_start = None;
-            }
-            (false, None) => run_start = Some(pos),
-            _ => {}
-        }
-        pos = end;
-    }
-    if let Some(s) = run_start {
-        f.write_all_at(&data[s..], off + s as u64)?;
-    }
-    Ok(())
-}
-
-/// Removes a non-directory entry standing where a file will be restored.
-fn clear_place(path: &Path) -> Result<()> {
+/// Removes whatever non-directory entry is at `path`, so that nothing is
+/// ever written through an existing file: it may be a hard link to a file
+/// outside the target, or a symlink.
+fn clear_path(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => Err(Error::Invalid(format!(
             "{} is a directory; cannot restore a file there",
@@ -237,6 +205,48 @@ fn clear_place(path: &Path) -> Result<()> {
     }
 }
 
+/// Creates a new, empty file of `size` bytes (all hole).
+fn create_file(path: &Path, size: u64) -> Result<()> {
+    clear_path(path)?;
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.set_len(size).map_err(|e| Error::io(path, e))
+}
+
+/// Writes `data` at `off`, leaving out the file-system blocks (4 KiB,
+/// aligned to the file) that are all zero: the file was created at full
+/// length as one hole, so they read back as zeros and stay unallocated.
+/// Skipping only whole zero chunks would allocate the zeros around the data
+/// of a sparse file (a chunk is up to `max` bytes).
+fn write_skipping_zeros(f: &fs::File, data: &[u8], off: u64) -> std::io::Result<()> {
+    const BLOCK: u64 = 4096;
+    let mut pos = 0usize;
+    let mut run: Option<usize> = None;
+    while pos < data.len() {
+        let abs = off + pos as u64;
+        let end = (((abs / BLOCK + 1) * BLOCK - off) as usize).min(data.len());
+        let zero = data[pos..end].iter().all(|&b| b == 0);
+        match (zero, run) {
+            (true, Some(start)) => {
+                f.write_all_at(&data[start..pos], off + start as u64)?;
+                run = None;
+            }
+            (false, None) => run = Some(pos),
+            _ => {}
+        }
+        pos = end;
+    }
+    if let Some(start) = run {
+        f.write_all_at(&data[start..], off + start as u64)?;
+    }
+    Ok(())
+}
+
 struct BlobUse {
     entry: PackEntry,
     targets: Vec<(u32, u64)>,
@@ -245,8 +255,6 @@ struct BlobUse {
 /// Runs `snap restore` of the tree `root` into `opts.target`.
 pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<RestoreReport> {
     let target = std::path::absolute(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
-    // Into a directory that did not exist, nothing can stand in the way.
-    let fresh_target = fs::symlink_metadata(&target).is_err();
     let mut walker = Walker {
         repo,
         includes: globset(&opts.includes)?,
@@ -264,41 +272,82 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
         ..Default::default()
     };
 
-    // Files: clear what stands in their place in an existing target, then
-    // gather blob uses; each distinct blob is looked up in the index once.
-    // Files are created by their first write, so a one-chunk file costs one
-    // open; sizes (holes at the end, empty files) are fixed afterwards.
-    let mut uses: HashMap<BlobId, (BlobLocation, Vec<(u32, u64)>)> = HashMap::new();
+    // Locate every blob before any file is created: a file whose data is
+    // not in the repository is reported and never created, rather than left
+    // behind as a hole-filled file of the right size.
+    let mut locations: HashMap<BlobId, BlobLocation> = HashMap::new();
+    let mut unrestorable = vec![false; plan.files.len()];
     for (i, f) in plan.files.iter().enumerate() {
         if f.link_to.is_some() {
             continue;
         }
-        if !fresh_target {
-            clear_place(&f.path)?;
+        let mut off = 0u64;
+        let mut why = None;
+        for id in &f.node.content {
+            let loc = match locations.get(id) {
+                Some(l) => *l,
+                None => match repo.locate(id) {
+                    Ok(l) => {
+                        locations.insert(*id, l);
+                        l
+                    }
+                    Err(Error::Missing { .. }) => {
+                        why = Some(format!("data blob {} is missing", id.short()));
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                },
+            };
+            off += loc.entry.raw_len as u64;
         }
+        if why.is_none() && off != f.node.size {
+            why = Some(format!(
+                "chunk sizes add up to {off}, not the recorded size {}",
+                f.node.size
+            ));
+        }
+        if let Some(why) = why {
+            unrestorable[i] = true;
+            report
+                .errors
+                .push(format!("{}: NOT restored ({why})", f.path.display()));
+            // Nothing at this path may pass for the snapshot's file.
+            clear_path(&f.path)?;
+        }
+    }
+    // Hard links to a file that cannot be restored cannot be made either.
+    for (i, f) in plan.files.iter().enumerate() {
+        if let Some(first) = f.link_to {
+            if unrestorable[first] {
+                unrestorable[i] = true;
+                report.errors.push(format!(
+                    "{}: NOT restored (hard link to {}, which is damaged)",
+                    f.path.display(),
+                    plan.files[first].path.display()
+                ));
+                clear_path(&f.path)?;
+            }
+        }
+    }
+
+    // Files: create at full size (holes), then gather blob uses.
+    let mut uses: HashMap<BlobId, Vec<(u32, u64)>> = HashMap::new();
+    for (i, f) in plan.files.iter().enumerate() {
+        if f.link_to.is_some() || unrestorable[i] {
+            continue;
+        }
+        create_file(&f.path, f.node.size)?;
         report.files += 1;
         report.bytes += f.node.size;
         let mut off = 0u64;
         for id in &f.node.content {
-            let slot = match uses.entry(*id) {
-                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert((repo.locate(id)?, Vec::new()))
-                }
-            };
-            slot.1.push((i as u32, off));
-            off += slot.0.entry.raw_len as u64;
-        }
-        if off != f.node.size {
-            report.errors.push(format!(
-                "{}: chunk sizes add up to {off}, not the recorded size {}",
-                f.path.display(),
-                f.node.size
-            ));
+            uses.entry(*id).or_default().push((i as u32, off));
+            off += locations[id].entry.raw_len as u64;
         }
     }
     let mut by_pack: BTreeMap<PackId, Vec<BlobUse>> = BTreeMap::new();
-    for (_, (loc, targets)) in uses {
+    for (id, targets) in uses {
+        let loc = locations[&id];
         by_pack.entry(loc.pack).or_default().push(BlobUse {
             entry: loc.entry,
             targets,
@@ -312,7 +361,6 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
     let errors = Mutex::new(Vec::new());
     let damaged = Mutex::new(Vec::<u32>::new());
     let written = AtomicU64::new(0);
-    let sized = Mutex::new(vec![false; plan.files.len()]);
     by_pack.par_iter().for_each(|(pack, blobs)| {
         let first = blobs.first().expect("non-empty").entry.offset;
         let last = blobs.last().expect("non-empty");
@@ -351,14 +399,11 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
                 }
             };
             if plain.iter().all(|&x| x == 0) {
-                continue; // left as a hole: the file gets its full length below
+                continue; // the file was created at full length: a hole reads as zeros
             }
             for &(fi, off) in &b.targets {
                 let path = &plan.files[fi as usize].path;
                 let res = open_for_write(path).and_then(|f| write_skipping_zeros(&f, &plain, off));
-                if res.is_ok() && off + plain.len() as u64 == plan.files[fi as usize].node.size {
-                    sized.lock().unwrap()[fi as usize] = true;
-                }
                 if let Err(e) = res {
                     errors
                         .lock()
@@ -385,18 +430,11 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
         ));
     }
 
-    // Files not ended by a write (empty, or ending in a hole) get their size.
-    let sized = sized.into_inner().unwrap();
-    for (i, f) in plan.files.iter().enumerate() {
-        if f.link_to.is_none() && !sized[i] && damaged.binary_search(&(i as u32)).is_err() {
-            if let Err(e) = open_for_write(&f.path).and_then(|h| h.set_len(f.node.size)) {
-                errors.push(format!("{}: {e}", f.path.display()));
-            }
-        }
-    }
-
     // Hard links, then links and special files, then metadata.
-    for f in &plan.files {
+    for (i, f) in plan.files.iter().enumerate() {
+        if unrestorable[i] {
+            continue;
+        }
         if let Some(first) = f.link_to {
             let src = &plan.files[first].path;
             let _ = fs::remove_file(&f.path);
@@ -415,7 +453,7 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
         }
     }
     for (i, f) in plan.files.iter().enumerate() {
-        if f.link_to.is_none() && damaged.binary_search(&(i as u32)).is_err() {
+        if f.link_to.is_none() && !unrestorable[i] && damaged.binary_search(&(i as u32)).is_err() {
             if let Err(e) = super::restore_meta::apply(&f.path, &f.node) {
                 errors.push(e.to_string());
             }
@@ -431,6 +469,6 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
             errors.push(e.to_string());
         }
     }
-    report.errors = errors;
+    report.errors.extend(errors);
     Ok(report)
 }

@@ -54,6 +54,38 @@ impl Index {
         Ok(idx)
     }
 
+    /// Opens the index at `path`; a file that is not a valid SQLite
+    /// database (truncated, overwritten) is deleted and a new, empty index
+    /// created in its place: the index is a cache of the pack headers, so
+    /// dropping it loses nothing. Returns the index and whether it is new
+    /// (and so must be filled from the packs).
+    pub fn open_or_recreate(path: &Path) -> Result<(Index, bool)> {
+        let fresh = !path.exists();
+        match Index::open(path) {
+            Ok(i) => Ok((i, fresh)),
+            Err(Error::Index {
+                source: rusqlite::Error::SqliteFailure(f, _),
+                ..
+            }) if matches!(
+                f.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            ) =>
+            {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.as_os_str().to_owned();
+                    p.push(suffix);
+                    match std::fs::remove_file(&p) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::io(PathBuf::from(p), e)),
+                    }
+                }
+                Ok((Index::open(path)?, true))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn err(&self, e: rusqlite::Error) -> Error {
         Error::Index {
             path: self.path.clone(),

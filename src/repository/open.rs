@@ -131,8 +131,10 @@ impl Repository {
         Self::assemble(backend, config, key)
     }
 
-    /// Opens an existing repository with a password.
-    pub fn open(backend: Box<dyn Backend>, password: &[u8]) -> Result<Repository> {
+    /// Reads `config` and refuses a format version this build does not
+    /// know, naming it. Needs no password, so callers can run it before
+    /// asking for one; returns the raw config.
+    pub fn check_format_version(backend: &dyn Backend) -> Result<Vec<u8>> {
         let loc = backend.location();
         let raw = match backend.read(FileKind::Config, "config") {
             Ok(r) => r,
@@ -146,12 +148,19 @@ impl Repository {
                 if found != FORMAT_VERSION as u64 {
                     return Err(Error::UnsupportedVersion {
                         repo: loc,
-                        found: found as u32,
+                        found: found.min(u32::MAX as u64) as u32,
                         supported: FORMAT_VERSION,
                     });
                 }
             }
         }
+        Ok(raw)
+    }
+
+    /// Opens an existing repository with a password.
+    pub fn open(backend: Box<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        let loc = backend.location();
+        let raw = Self::check_format_version(backend.as_ref())?;
         let config =
             Config::parse(&raw).map_err(|why| Error::corrupt(format!("{loc}/config"), why))?;
         config
@@ -187,22 +196,7 @@ impl Repository {
     fn assemble(backend: Box<dyn Backend>, config: Config, key: MasterKey) -> Result<Repository> {
         let cache_dir = cache_dir_for(backend.as_ref(), &config.id);
         let index_path = cache_dir.join("index.sqlite");
-        let mut fresh = !index_path.exists();
-        let index = match Index::open(&index_path).and_then(|i| i.integrity_check().map(|_| i)) {
-            Ok(i) => i,
-            Err(_) if !fresh => {
-                // The index is a cache: set a damaged one aside and rebuild
-                // it from the packs rather than refuse to work.
-                let aside = index_path.with_extension(format!("damaged-{}", std::process::id()));
-                std::fs::rename(&index_path, &aside).map_err(|e| Error::io(&index_path, e))?;
-                for ext in ["sqlite-wal", "sqlite-shm"] {
-                    let _ = std::fs::remove_file(index_path.with_extension(ext));
-                }
-                fresh = true;
-                Index::open(&index_path)?
-            }
-            Err(e) => return Err(e),
-        };
+        let (index, fresh) = Index::open_or_recreate(&index_path)?;
         let repo = Repository {
             cipher: key.blob_cipher(),
             backend,
