@@ -284,6 +284,7 @@ fn timeout_kills_the_process_group() {
             }
             if start.elapsed() > Duration::from_secs(30) {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("{spec}: create (pid {pid}) still running long after its 1s timeout");
             }
             std::thread::sleep(Duration::from_millis(50));
