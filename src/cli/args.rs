@@ -82,12 +82,18 @@ pub struct CreateArgs {
     /// Files and directories to back up.
     pub paths: Vec<PathBuf>,
     /// Store a command's standard output as NAME (repeatable): NAME=COMMAND ARGS...
+    /// Run without a shell; words split on blanks, '...' and "..." quote.
     #[arg(long = "from-command", value_name = "NAME=CMD")]
     pub from_command: Vec<String>,
+    /// Like --from-command, but CMD is a shell command line run by `sh -c`
+    /// (pipes, redirections, variables).
+    #[arg(long = "from-shell", value_name = "NAME=SHELL-CMD")]
+    pub from_shell: Vec<String>,
     /// Store standard input as NAME.
     #[arg(long, value_name = "NAME")]
     pub stdin_name: Option<String>,
-    /// Kill a dump command after this long (e.g. 30m, 2h) and fail.
+    /// Kill a dump command (its whole process group) after this long
+    /// (e.g. 30m, 2h) and fail.
     #[arg(long, value_name = "DURATION")]
     pub command_timeout: Option<String>,
     /// Tag the snapshot (repeatable).

@@ -112,6 +112,16 @@ impl Printer {
                 r.paths.join(" "),
                 if r.incomplete { " (incomplete)" } else { "" }
             );
+            for st in &r.summary.streams {
+                println!(
+                    "{:<8}  stream {} {} from `{}`, exit {}",
+                    "",
+                    st.name,
+                    human(st.bytes),
+                    st.command,
+                    st.exit_code
+                );
+            }
         }
         println!("{} snapshots", rows.len());
     }

@@ -222,6 +222,9 @@ fn run_create(cli: &Cli, a: &CreateArgs, p: &Printer) -> Result<i32> {
     for spec in &a.from_command {
         streams_v.push(streams::StreamSource::parse_command(spec, timeout)?);
     }
+    for spec in &a.from_shell {
+        streams_v.push(streams::StreamSource::parse_shell(spec, timeout)?);
+    }
     if let Some(name) = &a.stdin_name {
         streams_v.push(streams::StreamSource::stdin(name)?);
     }
@@ -259,20 +262,7 @@ fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
             bail!("--to-command needs exactly one --include naming the file to send");
         };
         let path = stream_path(&repo, &s.tree, Path::new(name), &id.short())?;
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .context("cannot start --to-command")?;
-        let mut stdin = child.stdin.take().expect("piped");
-        let res = commands::dump::run(&repo, &s.tree, &path, &id.short(), &mut stdin);
-        drop(stdin);
-        let status = child.wait()?;
-        let n = res?;
-        if !status.success() {
-            bail!("--to-command exited with {status} after receiving {n} bytes");
-        }
+        let n = streams::to_command(&repo, &s.tree, &path, &id.short(), cmd)?;
         p.line(
             &format!("sent {n} bytes of {} to the command", path.display()),
             &serde_json::json!({"bytes": n}),

@@ -107,6 +107,12 @@ impl<'a> Archiver<'a> {
         }
     }
 
+    /// Counts a stored stream (dump) as a new file of `n` bytes.
+    pub(crate) fn count_stream(&self, n: u64) {
+        self.counters.files_new.fetch_add(1, Ordering::Relaxed);
+        self.counters.total_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Chunks and stores everything `r` yields; returns the chunk ids and
     /// the byte count.
     pub(crate) fn store_stream(
@@ -415,15 +421,11 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     };
     // Streams first: a failing dump aborts before anything is committed.
     let mut extra = Vec::new();
+    let mut stream_summaries = Vec::new();
     if !opts.streams.is_empty() {
-        let before = parent_root
-            .as_ref()
-            .and_then(|t| t.find(super::streams::STREAMS_DIR.as_bytes()));
-        extra.push(super::streams::archive_streams(
-            &arch,
-            &opts.streams,
-            before,
-        )?);
+        let (dir, sums) = super::streams::archive_streams(&arch, &opts.streams)?;
+        extra.push(dir);
+        stream_summaries = sums;
     }
     let prefixes = build_prefixes(&abs);
     let root = arch.archive_prefix(Path::new("/"), &prefixes, parent_root.as_ref(), &mut extra)?;
@@ -443,6 +445,7 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         blobs_added: stats.blobs.load(Ordering::Relaxed),
         duration_ms: started.elapsed().as_millis() as u64,
         warnings,
+        streams: stream_summaries,
     };
     let time_ns = opts
         .time_ns
