@@ -39,6 +39,7 @@ fn source_tree(root: &Path, files: usize, size: usize, seed: u64) {
 fn requests_log(path: &Path, location_contains: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| {
             v["location"]
@@ -46,7 +47,7 @@ fn requests_log(path: &Path, location_contains: &str) -> serde_json::Value {
                 .unwrap_or("")
                 .contains(location_contains)
         })
-        .last()
+        .next()
         .unwrap_or_else(|| panic!("no request log for {location_contains} in {text:?}"))
 }
 

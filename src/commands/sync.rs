@@ -85,6 +85,10 @@ struct Record {
     checked: bool,
     /// Keys known to be on the target.
     keys: BTreeSet<String>,
+    /// The source's `config` (immutable), so that a remote source is not
+    /// read again.
+    #[serde(default)]
+    config: Option<String>,
 }
 
 fn names(v: Vec<(String, u64)>) -> BTreeSet<String> {
@@ -109,12 +113,12 @@ fn repo_id(config: &[u8], loc: &str) -> Result<String> {
         .ok_or_else(|| Error::corrupt(format!("{loc}/config"), "no repository id"))
 }
 
-fn record_path(opts: &SyncOptions, id: &str, target: &str) -> PathBuf {
+fn record_path(opts: &SyncOptions, source: &str, target: &str) -> PathBuf {
     let dir = opts
         .state_dir
         .clone()
-        .unwrap_or_else(|| crate::repository::open::cache_base().join(id).join("sync"));
-    let h = blake3::hash(target.as_bytes()).to_hex();
+        .unwrap_or_else(|| crate::repository::open::cache_base().join("sync"));
+    let h = blake3::hash(format!("{source}\n{target}").as_bytes()).to_hex();
     dir.join(format!("{}.json", &h[..16]))
 }
 
@@ -225,14 +229,19 @@ impl Copier<'_> {
 /// Makes `target` hold every snapshot of `source`.
 pub fn run(source: &dyn Backend, target: &dyn Backend, opts: &SyncOptions) -> Result<SyncReport> {
     let (sloc, tloc) = (source.location(), target.location());
-    let src_config = match source.read(FileKind::Config, "config") {
-        Ok(c) => c,
-        Err(e) if e.is_not_found() => return Err(Error::NoRepository { repo: sloc }),
-        Err(e) => return Err(e.into()),
+    let rpath = record_path(opts, &sloc, &tloc);
+    let mut record = load_record(&rpath, &tloc);
+    let remote_source = source.request_counts().is_some();
+    let src_config = match record.config.as_ref().filter(|_| remote_source) {
+        Some(c) => c.clone().into_bytes(),
+        None => match source.read(FileKind::Config, "config") {
+            Ok(c) => c,
+            Err(e) if e.is_not_found() => return Err(Error::NoRepository { repo: sloc }),
+            Err(e) => return Err(e.into()),
+        },
     };
     let id = repo_id(&src_config, &sloc)?;
-    let rpath = record_path(opts, &id, &tloc);
-    let mut record = load_record(&rpath, &tloc);
+    record.config = String::from_utf8(src_config.clone()).ok();
     let mut report = SyncReport {
         source: sloc.clone(),
         target: tloc.clone(),
@@ -308,8 +317,7 @@ pub fn run(source: &dyn Backend, target: &dyn Backend, opts: &SyncOptions) -> Re
 
     // Keys: a local side is listed for free; a remote target's keys are
     // known from the record.
-    let src_local = source.request_counts().is_none();
-    if src_local || has_work {
+    if !remote_source || has_work {
         let src_keys = names(source.list(FileKind::Key)?);
         if target.request_counts().is_none() {
             record.keys = names(target.list(FileKind::Key)?);
