@@ -41,13 +41,12 @@ fn requests_log(path: &Path, location_contains: &str) -> serde_json::Value {
     text.lines()
         .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| {
+        .find(|v| {
             v["location"]
                 .as_str()
                 .unwrap_or("")
                 .contains(location_contains)
         })
-        .next()
         .unwrap_or_else(|| panic!("no request log for {location_contains} in {text:?}"))
 }
 
