@@ -11,6 +11,7 @@
 //! * `read_range` returns exactly the requested bytes or an error.
 
 pub mod local;
+pub mod object;
 
 use std::fmt;
 use std::io;
@@ -131,9 +132,20 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// A local directory on the same file system as the repository when it
     /// is local, where packs are staged before `put_file`.
     fn staging_dir(&self) -> Option<std::path::PathBuf>;
+    /// Requests made so far, for backends that count them (object stores).
+    fn request_counts(&self) -> Option<object::RequestCounts> {
+        None
+    }
 }
 
 /// Opens a backend for a repository location (a path, or a URL).
+///
+/// `s3://`, `gs://`, `az://` and `file://` URLs open an object store
+/// ([`object::ObjectBackend`], with the `--option` pairs set by the CLI);
+/// anything else is a local directory.
 pub fn open(location: &str) -> crate::Result<Box<dyn Backend>> {
+    if object::is_object_url(location) {
+        return Ok(Box::new(object::ObjectBackend::open(location)?));
+    }
     Ok(Box::new(local::LocalBackend::new(location)))
 }

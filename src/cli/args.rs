@@ -35,6 +35,10 @@ pub struct Global {
     /// More detail (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Object-store option KEY=VALUE (repeatable), e.g. endpoint=http://host:9000,
+    /// region=eu-west-1, allow_http=true, retries=3, connections=4.
+    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", global = true)]
+    pub options: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +63,32 @@ pub enum Command {
     /// Manage passwords (keys).
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Copy missing snapshots (raw objects) to or from another copy of this repository.
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Make the repository at URL hold every snapshot of --repo.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "from",
+        required_unless_present = "from"
+    )]
+    pub to: Option<String>,
+    /// Make --repo hold every snapshot of the repository at URL.
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+    /// Re-read every object sent and check it against its name (hash).
+    #[arg(long)]
+    pub verify: bool,
+    /// Also delete snapshots and packs on the target that the source no longer has.
+    #[arg(long)]
+    pub delete: bool,
+    /// Parallel object copies.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod args;
 mod output;
 mod password;
 mod run;
+mod sync;
 
 pub use run::main;
 

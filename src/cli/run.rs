@@ -30,6 +30,13 @@ pub fn main() -> i32 {
             };
         }
     };
+    match parse_options(&cli.global.options) {
+        Ok(o) => backend::object::set_global_options(o),
+        Err(e) => {
+            eprintln!("snap: {e:#}");
+            return exit::USAGE;
+        }
+    }
     let printer = Printer {
         json: cli.global.json,
         quiet: cli.global.quiet,
@@ -40,10 +47,37 @@ pub fn main() -> i32 {
             if is_broken_pipe(&e) {
                 return exit::OK;
             }
-            eprintln!("snap: {e:#}");
+            eprintln!("snap: {}", one_line(&e));
             code_for(&e)
         }
     }
+}
+
+fn parse_options(raw: &[String]) -> Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| anyhow!("--option {kv:?}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+/// The error and its causes on one line, without repeating a cause whose
+/// text an outer message already includes.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut s = String::new();
+    for c in e.chain() {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            if !s.is_empty() {
+                s.push_str(": ");
+            }
+            s.push_str(&t);
+        }
+    }
+    s
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -161,6 +195,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Check(a) => run_check(cli, a, p),
+        Command::Sync(a) => super::sync::run(&repo_location(cli)?, a, p),
         Command::Repair(RepairCommand::Index) => {
             let repo = open_repo(cli)?;
             let r = repo.rebuild_index()?;

@@ -9,3 +9,4 @@ pub mod restore;
 mod restore_meta;
 pub mod snapshots;
 pub mod streams;
+pub mod sync;

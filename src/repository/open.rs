@@ -76,12 +76,17 @@ fn cache_dir_for(backend: &dyn Backend, repo_id: &str) -> PathBuf {
         // A local repository keeps its index beside its data.
         return staging.parent().map(|p| p.join("index")).unwrap_or(staging);
     }
-    let base = std::env::var_os("SNAP_CACHE_DIR")
+    cache_base().join(repo_id)
+}
+
+/// The per-user cache directory (`SNAP_CACHE_DIR`, else the XDG cache dir),
+/// holding one directory per repository id for remote repositories.
+pub fn cache_base() -> PathBuf {
+    std::env::var_os("SNAP_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("snap")))
         .or_else(|| std::env::var_os("HOME").map(|p| PathBuf::from(p).join(".cache/snap")))
-        .unwrap_or_else(|| std::env::temp_dir().join("snap-cache"));
-    base.join(repo_id)
+        .unwrap_or_else(|| std::env::temp_dir().join("snap-cache"))
 }
 
 impl Repository {

@@ -24,7 +24,7 @@ impl Repository {
     /// Loads and verifies one snapshot.
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
         let what = || format!("snapshot {}", id);
-        let sealed = self.backend.read(FileKind::Snapshot, &id.to_hex())?;
+        let sealed = self.read_snapshot_object(id)?;
         if sealed.len() > MAX_SNAPSHOT_LEN {
             return Err(Error::corrupt(what(), "larger than 16 MiB"));
         }
@@ -36,6 +36,31 @@ impl Repository {
             .open(AAD_SNAPSHOT, &sealed)
             .map_err(|a| Error::corrupt(what(), a.to_string()))?;
         Snapshot::parse(&plain).map_err(|why| Error::corrupt(what(), why))
+    }
+
+    /// A snapshot's stored bytes. Remote repositories keep a local copy
+    /// of each (immutable, named by its hash) so that listing snapshots
+    /// downloads only new ones.
+    fn read_snapshot_object(&self, id: &SnapshotId) -> Result<Vec<u8>> {
+        if self.backend.staging_dir().is_some() {
+            return Ok(self.backend.read(FileKind::Snapshot, &id.to_hex())?);
+        }
+        let cached = self.cache_dir.join("snapshots").join(id.to_hex());
+        if let Ok(b) = std::fs::read(&cached) {
+            if blake3::hash(&b).as_bytes() == &id.0 {
+                return Ok(b);
+            }
+        }
+        let b = self.backend.read(FileKind::Snapshot, &id.to_hex())?;
+        if blake3::hash(&b).as_bytes() == &id.0 {
+            // Best effort: a failed cache write only costs a later download.
+            let dir = self.cache_dir.join("snapshots");
+            let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir)
+                .and_then(|_| std::fs::write(&tmp, &b))
+                .and_then(|_| std::fs::rename(&tmp, &cached));
+        }
+        Ok(b)
     }
 
     /// All snapshots, oldest first.
