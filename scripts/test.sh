@@ -13,6 +13,6 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# The loopback S3 server (moto) lives in a venv the S3 tests reuse.
-scripts/s3-server.sh --install-only 2>/dev/null || true
+# The S3 tests start a loopback S3 server (moto, in a venv) through
+# scripts/s3-server.sh; the PostgreSQL tests start a private server.
 cargo test --all-targets "$@"
