@@ -45,6 +45,9 @@ fn link(name: &[u8], target: &[u8]) -> Node {
     n
 }
 
+/// Makes the root tree of a crafted snapshot.
+type Builder = Box<dyn Fn(&BlobSaver) -> Vec<Node>>;
+
 /// Saves a tree exactly as given: no sorting, no name checks.
 fn save_tree(saver: &BlobSaver, nodes: Vec<Node>) -> BlobId {
     saver
@@ -142,7 +145,7 @@ impl Sandbox {
 fn unsafe_names_in_a_tree_are_refused() {
     let env = Env::new();
     let abs_escape = env.path("abs-escaped.txt");
-    let cases: Vec<(&str, Box<dyn Fn(&BlobSaver) -> Vec<Node>>)> = vec![
+    let cases: Vec<(&str, Builder)> = vec![
         (
             "dotdot dir",
             Box::new(|s: &BlobSaver| vec![dir(s, b"..", vec![file(s, b"escaped.txt", b"evil")])]),

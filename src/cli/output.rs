@@ -91,8 +91,8 @@ impl Printer {
             return self.emit_json(&rows);
         }
         println!(
-            "{:<8}  {:<20}  {:<12}  {:>10}  {:>10}  {:<8}  {}",
-            "ID", "Time", "Host", "Size", "Added", "Parent", "Tags / Paths"
+            "{:<8}  {:<20}  {:<12}  {:>10}  {:>10}  {:<8}  Tags / Paths",
+            "ID", "Time", "Host", "Size", "Added", "Parent"
         );
         for r in rows {
             let t = r.time.get(..19).unwrap_or(&r.time).replace('T', " ");

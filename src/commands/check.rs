@@ -206,10 +206,7 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
         }
     }
     // Snapshots -> trees -> blobs.
-    let snaps = match repo.backend().list(FileKind::Snapshot) {
-        Ok(s) => s,
-        Err(e) => return Err(e.into()),
-    };
+    let snaps = repo.backend().list(FileKind::Snapshot)?;
     let mut st = Structure {
         repo,
         visited: HashSet::new(),
@@ -275,10 +272,7 @@ pub fn verify_pack(repo: &Repository, pack: &PackId) -> Result<(u64, Vec<(BlobId
     if blake3::hash(&bytes).as_bytes() != &pack.0 {
         let mut damaged = Vec::new();
         // The header may still be readable: check blob by blob to say which are hit.
-        let entries = match repo.parse_pack_header(pack, &bytes, n) {
-            Ok(e) => e,
-            Err(e) => return Err(e),
-        };
+        let entries = repo.parse_pack_header(pack, &bytes, n)?;
         for e in &entries {
             let s = e.offset as usize;
             if let Err(err) = repo.decode_blob(pack, e, &bytes[s..s + e.stored_len as usize]) {

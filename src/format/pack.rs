@@ -112,7 +112,7 @@ pub fn decode_header(bytes: &[u8], blobs_end: u64) -> Result<Vec<PackEntry>, Str
         let offset = u64::from_le_bytes(raw[34..42].try_into().unwrap());
         let stored_len = u32::from_le_bytes(raw[42..46].try_into().unwrap());
         let raw_len = u32::from_le_bytes(raw[46..50].try_into().unwrap());
-        if stored_len < 40 || stored_len > MAX_BLOB_LEN || raw_len > MAX_BLOB_LEN {
+        if !(40..=MAX_BLOB_LEN).contains(&stored_len) || raw_len > MAX_BLOB_LEN {
             return Err(format!("blob {} has implausible length", id.short()));
         }
         if offset < next_offset || offset + stored_len as u64 > blobs_end {
