@@ -319,9 +319,16 @@ fn truncated_pack_is_found_and_not_restored() {
     let f = fs::OpenOptions::new().write(true).open(&d.pack1).unwrap();
     f.set_len(len / 2).unwrap();
     drop(f);
-    // Even without reading data, the size differs from the index.
+    // Even without reading data, the size differs from the index, and the
+    // files using the pack are named.
     let out = d.env.run(["check"]);
-    assert_eq!(code(&out), EXIT_DAMAGED, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(code(&out), EXIT_DAMAGED, "{err}");
+    assert!(
+        err.contains(&d.id1[..8]) && err.contains("victim.bin"),
+        "{err}"
+    );
+    assert!(!err.contains("bystander.bin"), "{err}");
     assert_check_names_victim(&d);
     assert_restore_refuses_victim(&d);
 }

@@ -45,6 +45,9 @@ fn link(name: &[u8], target: &[u8]) -> Node {
     n
 }
 
+/// Makes the root tree of a crafted snapshot.
+type Builder = Box<dyn Fn(&BlobSaver) -> Vec<Node>>;
+
 /// Saves a tree exactly as given: no sorting, no name checks.
 fn save_tree(saver: &BlobSaver, nodes: Vec<Node>) -> BlobId {
     saver
@@ -142,7 +145,7 @@ impl Sandbox {
 fn unsafe_names_in_a_tree_are_refused() {
     let env = Env::new();
     let abs_escape = env.path("abs-escaped.txt");
-    let cases: Vec<(&str, Box<dyn Fn(&BlobSaver) -> Vec<Node>>)> = vec![
+    let cases: Vec<(&str, Builder)> = vec![
         (
             "dotdot dir",
             Box::new(|s: &BlobSaver| vec![dir(s, b"..", vec![file(s, b"escaped.txt", b"evil")])]),
@@ -252,8 +255,6 @@ fn symlinks_in_the_target_are_not_followed() {
     symlink(&sb.outside, sb.target.join("d")).unwrap();
     symlink(sb.outside.join("victim"), sb.target.join("victim")).unwrap();
     symlink(sb.outside.join("g-new"), sb.target.join("g")).unwrap();
-    // A hard link shares the inode: writing through it would change the
-    // file outside.
     fs::hard_link(sb.outside.join("linked"), sb.target.join("h")).unwrap();
     let out = sb.restore(&env, &id);
     sb.assert_nothing_outside();
@@ -272,6 +273,25 @@ fn symlinks_in_the_target_are_not_followed() {
     } else {
         assert!(stderr(&out).contains("d"), "{}", stderr(&out));
     }
+
+    // Without the directory symlink (which may make restore stop early),
+    // files already in the target are replaced, never written through:
+    // a hard link shares the inode, so writing into it would change the
+    // file outside; a symlink would redirect the write.
+    let sb = Sandbox::new(&env, "hardlink");
+    fs::create_dir_all(&sb.target).unwrap();
+    fs::hard_link(sb.outside.join("linked"), sb.target.join("h")).unwrap();
+    symlink(sb.outside.join("victim"), sb.target.join("victim")).unwrap();
+    symlink(sb.outside.join("g-new"), sb.target.join("g")).unwrap();
+    let out = sb.restore(&env, &id);
+    assert_success(&out, "restore over links");
+    sb.assert_nothing_outside();
+    assert!(!sb.outside.join("g-new").exists());
+    assert_eq!(
+        fs::read(sb.target.join("h")).unwrap(),
+        b"must not reach the outside through a hard link"
+    );
+    assert_eq!(fs::read(sb.target.join("victim")).unwrap(), b"evil");
 
     // The target itself given through a parent that is a symlink is the
     // user's choice and is followed; but a snapshot symlink restored first
