@@ -116,16 +116,15 @@ fn get_password(cli: &Cli, confirm: bool) -> Result<zeroize::Zeroizing<String>> 
 fn open_repo(cli: &Cli) -> Result<Arc<Repository>> {
     let loc = repo_location(cli)?;
     let be = backend::open(&loc)?;
-    if !be.exists().map_err(Error::from)? {
-        return Err(Error::NoRepository {
-            repo: be.location(),
-        }
-        .into());
-    }
-    // An unknown format version is refused before a password is asked for.
-    Repository::check_format_version(be.as_ref())?;
+    // A missing repository or an unknown format version is reported before
+    // a password is asked for; the config is read once.
+    let raw = Repository::check_format_version(be.as_ref())?;
     let pw = get_password(cli, false)?;
-    Ok(Arc::new(Repository::open(be, pw.as_bytes())?))
+    Ok(Arc::new(Repository::open_with_config(
+        be,
+        &raw,
+        pw.as_bytes(),
+    )?))
 }
 
 fn parse_time(s: &str) -> Result<i64> {

@@ -164,10 +164,20 @@ impl Repository {
 
     /// Opens an existing repository with a password.
     pub fn open(backend: Box<dyn Backend>, password: &[u8]) -> Result<Repository> {
-        let loc = backend.location();
         let raw = Self::check_format_version(backend.as_ref())?;
+        Self::open_with_config(backend, &raw, password)
+    }
+
+    /// Opens a repository whose `config` bytes were already read (and
+    /// version-checked by [`Repository::check_format_version`]).
+    pub fn open_with_config(
+        backend: Box<dyn Backend>,
+        raw: &[u8],
+        password: &[u8],
+    ) -> Result<Repository> {
+        let loc = backend.location();
         let config =
-            Config::parse(&raw).map_err(|why| Error::corrupt(format!("{loc}/config"), why))?;
+            Config::parse(raw).map_err(|why| Error::corrupt(format!("{loc}/config"), why))?;
         config
             .validate()
             .map_err(|why| Error::corrupt(format!("{loc}/config"), why))?;
