@@ -21,11 +21,13 @@ pub struct ChunkerParams {
 }
 
 impl ChunkerParams {
-    /// The defaults chosen by measurement (see `format-spec/03-content.md`).
+    /// The defaults chosen by measurement (see `format-spec/03-content.md`):
+    /// smaller than restic's 1 MiB because database dumps change in many
+    /// scattered places, and a chunk is the unit of what a change costs.
     pub const DEFAULT: ChunkerParams = ChunkerParams {
-        min: 512 * 1024,
-        avg: 1024 * 1024,
-        max: 8 * 1024 * 1024,
+        min: 64 * 1024,
+        avg: 256 * 1024,
+        max: 2 * 1024 * 1024,
         normalization: 1,
     };
 
