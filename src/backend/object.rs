@@ -139,12 +139,15 @@ impl std::fmt::Debug for ObjectBackend {
 
 /// Whether `location` names an object store (a URL with a scheme snap
 /// handles here) rather than a local path.
+/// Any `scheme://` counts, so that an unsupported scheme is an error
+/// rather than a local directory named `ftp:`.
 pub fn is_object_url(location: &str) -> bool {
-    [
-        "s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://", "file://",
-    ]
-    .iter()
-    .any(|s| location.starts_with(s))
+    location.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.len() > 1
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.')
+    })
 }
 
 /// Flattens an error and its sources into one line, skipping sources whose
@@ -202,7 +205,7 @@ fn diagnose(line: &str) -> Option<(io::ErrorKind, &'static str)> {
     {
         Some((
             io::ErrorKind::PermissionDenied,
-            "access denied: check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and the bucket policy",
+            "access denied: check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, GOOGLE_* or AZURE_* variables, or --option) and the bucket policy",
         ))
     } else if line.contains("Connection refused")
         || line.contains("dns error")
