@@ -118,6 +118,7 @@ struct Tuning {
     retries: usize,
     retry_timeout: Duration,
     connections: usize,
+    multipart_threshold: usize,
 }
 
 /// Objects below a prefix of an object store.
@@ -138,12 +139,15 @@ impl std::fmt::Debug for ObjectBackend {
 
 /// Whether `location` names an object store (a URL with a scheme snap
 /// handles here) rather than a local path.
+/// Any `scheme://` counts, so that an unsupported scheme is an error
+/// rather than a local directory named `ftp:`.
 pub fn is_object_url(location: &str) -> bool {
-    [
-        "s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://", "file://",
-    ]
-    .iter()
-    .any(|s| location.starts_with(s))
+    location.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.len() > 1
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.')
+    })
 }
 
 /// Flattens an error and its sources into one line, skipping sources whose
@@ -201,7 +205,7 @@ fn diagnose(line: &str) -> Option<(io::ErrorKind, &'static str)> {
     {
         Some((
             io::ErrorKind::PermissionDenied,
-            "access denied: check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) and the bucket policy",
+            "access denied: check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, GOOGLE_* or AZURE_* variables, or --option) and the bucket policy",
         ))
     } else if line.contains("Connection refused")
         || line.contains("dns error")
@@ -280,6 +284,7 @@ impl ObjectBackend {
             retries: 3,
             retry_timeout: Duration::from_secs(30),
             connections: 4,
+            multipart_threshold: MULTIPART_THRESHOLD,
         };
         // Sensible client defaults; the user's options come after and win.
         let mut client: Vec<(String, String)> = vec![
@@ -296,6 +301,20 @@ impl ObjectBackend {
                 "retry_timeout" => {
                     tuning.retry_timeout = humantime::parse_duration(v)
                         .map_err(|e| invalid(url, format!("--option retry_timeout={v}: {e}")))?
+                }
+                "multipart_threshold" => {
+                    tuning.multipart_threshold = v
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| *n >= PART_SIZE)
+                        .ok_or_else(|| {
+                            invalid(
+                                url,
+                                format!(
+                                    "--option multipart_threshold={v}: bytes, at least {PART_SIZE}"
+                                ),
+                            )
+                        })?
                 }
                 "connections" => {
                     tuning.connections =
@@ -331,7 +350,24 @@ impl ObjectBackend {
                 {
                     b = b.with_region("us-east-1");
                 }
+                // The store checks a SHA-256 of every upload (and part)
+                // unless told otherwise (`--option checksum_algorithm=none`
+                // for servers that reject x-amz-checksum headers).
+                let user_ck = client
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "checksum_algorithm" || k == "aws_checksum_algorithm")
+                    .map(|(_, v)| v.to_ascii_lowercase())
+                    .or_else(|| std::env::var("AWS_CHECKSUM_ALGORITHM").ok());
+                if user_ck.is_none() {
+                    b = b.with_config(AmazonS3ConfigKey::Checksum, "sha256");
+                }
                 for (k, v) in &client {
+                    if matches!(v.to_ascii_lowercase().as_str(), "none" | "off")
+                        && (k == "checksum_algorithm" || k == "aws_checksum_algorithm")
+                    {
+                        continue;
+                    }
                     let key: AmazonS3ConfigKey =
                         k.to_ascii_lowercase().parse().map_err(|_| bad_key(k))?;
                     b = b.with_config(key, v.clone());
@@ -438,7 +474,7 @@ impl ObjectBackend {
         mode: PutMode,
     ) -> Result<(), object_store::Error> {
         let len = data.len() as u64;
-        if data.len() <= MULTIPART_THRESHOLD || mode != PutMode::Overwrite {
+        if data.len() <= self.tuning.multipart_threshold || mode != PutMode::Overwrite {
             bump(&self.stats.put, 1);
             let opts = PutOptions {
                 mode,
@@ -503,7 +539,7 @@ impl ObjectBackend {
                 Err(e) => return Err(e),
             }
         }
-        if len > MULTIPART_THRESHOLD as u64 {
+        if len > self.tuning.multipart_threshold as u64 {
             // Large uploads are checked: the store must report all bytes.
             let got = self.head_size(&key, &what)?;
             if got != len {
