@@ -1,5 +1,6 @@
 //! zstd compression of blobs, stored raw when compression does not pay.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use crate::format::pack::Compression;
@@ -11,8 +12,9 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-/// Compresses `data` at `level`; returns it raw when that saves under 1/64.
-pub fn compress(data: &[u8], level: i32) -> (Compression, Vec<u8>) {
+/// Compresses `data` at `level`; returns it raw (borrowed, not copied)
+/// when compression saves under 1/64.
+pub fn compress(data: &[u8], level: i32) -> (Compression, Cow<'_, [u8]>) {
     if data.len() >= 64 {
         let packed = COMPRESSOR.with(|cell| {
             let mut slot = cell.borrow_mut();
@@ -23,11 +25,11 @@ pub fn compress(data: &[u8], level: i32) -> (Compression, Vec<u8>) {
         });
         if let Some(v) = packed {
             if v.len() < data.len() - data.len() / 64 {
-                return (Compression::Zstd, v);
+                return (Compression::Zstd, Cow::Owned(v));
             }
         }
     }
-    (Compression::None, data.to_vec())
+    (Compression::None, Cow::Borrowed(data))
 }
 
 /// Decompresses a stored blob whose plaintext is `raw_len` bytes.
@@ -71,12 +73,12 @@ mod tests {
         let text = b"hello world ".repeat(1000);
         let (c, v) = compress(&text, 1);
         assert_eq!(c, Compression::Zstd);
-        assert_eq!(decompress(c, v, text.len()).unwrap(), text);
+        assert_eq!(decompress(c, v.into_owned(), text.len()).unwrap(), text);
         let rnd: Vec<u8> = (0..10000u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
         let (c, v) = compress(&rnd, 1);
-        assert_eq!(decompress(c, v, rnd.len()).unwrap(), rnd);
+        assert_eq!(decompress(c, v.into_owned(), rnd.len()).unwrap(), rnd);
         assert!(decompress(Compression::Zstd, b"junk".to_vec(), 10).is_err());
     }
 }
