@@ -1,5 +1,5 @@
 //! Snapshots: plaintext = version:u8 (=1) || postcard(`Snapshot`); stored
-//! encrypted as `snapshots/<id>` (see `format-spec/05-snapshots.md`).
+//! encrypted as `snapshots/<id>` (see `format-spec/05-trees-and-snapshots.md`).
 
 use super::ids::{BlobId, SnapshotId};
 use serde::{Deserialize, Serialize};
@@ -72,6 +72,11 @@ impl Snapshot {
             Some(v) => return Err(format!("unknown snapshot version {v}")),
             None => return Err("empty snapshot".into()),
         }
-        postcard::from_bytes(&bytes[1..]).map_err(|e| format!("snapshot does not parse: {e}"))
+        let (s, rest): (Snapshot, _) = postcard::take_from_bytes(&bytes[1..])
+            .map_err(|e| format!("snapshot does not parse: {e}"))?;
+        if !rest.is_empty() {
+            return Err(format!("{} stray bytes after the snapshot", rest.len()));
+        }
+        Ok(s)
     }
 }
