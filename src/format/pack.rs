@@ -94,14 +94,15 @@ pub fn decode_header(bytes: &[u8], blobs_end: u64) -> Result<Vec<PackEntry>, Str
     if bytes[0] != HEADER_VERSION {
         return Err(format!("unknown pack header version {}", bytes[0]));
     }
-    let count = u32::from_le_bytes(bytes[1..5].try_into().unwrap()) as usize;
-    if bytes.len() != 5 + count * ENTRY_LEN {
+    let count = u32::from_le_bytes(bytes[1..5].try_into().unwrap()) as u64;
+    if bytes.len() as u64 != 5 + count * ENTRY_LEN as u64 {
         return Err(format!(
             "pack header length {} does not match {count} entries",
             bytes.len()
         ));
     }
-    let mut out = Vec::with_capacity(count);
+    // `count` is bounded by the length just checked.
+    let mut out = Vec::with_capacity(count as usize);
     let mut next_offset = 0u64;
     for raw in bytes[5..].chunks_exact(ENTRY_LEN) {
         let kind =
@@ -115,7 +116,9 @@ pub fn decode_header(bytes: &[u8], blobs_end: u64) -> Result<Vec<PackEntry>, Str
         if !(40..=MAX_BLOB_LEN).contains(&stored_len) || raw_len > MAX_BLOB_LEN {
             return Err(format!("blob {} has implausible length", id.short()));
         }
-        if offset < next_offset || offset + stored_len as u64 > blobs_end {
+        // Checked: a hostile offset near 2^64 must not wrap past the bound.
+        let end = offset.checked_add(stored_len as u64);
+        if offset < next_offset || end.is_none_or(|end| end > blobs_end) {
             return Err(format!(
                 "blob {} lies outside the pack or overlaps another",
                 id.short()
@@ -187,6 +190,15 @@ mod tests {
             "entry past the end must be refused"
         );
         assert!(decode_header(&bytes[..bytes.len() - 1], 200).is_err());
+        let wrap = PackEntry {
+            offset: u64::MAX - 7,
+            stored_len: 40,
+            ..e
+        };
+        assert!(
+            decode_header(&encode_header(&[wrap]), 200).is_err(),
+            "an offset that wraps must be refused"
+        );
         let t = encode_trailer(77);
         assert_eq!(decode_trailer(&t, 1000).unwrap(), (1000 - 12 - 77, 77));
         assert!(decode_trailer(&t, 50).is_err());

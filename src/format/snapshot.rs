@@ -1,5 +1,5 @@
 //! Snapshots: plaintext = version:u8 (=1) || postcard(`Snapshot`); stored
-//! encrypted as `snapshots/<id>` (see `format-spec/05-snapshots.md`).
+//! encrypted as `snapshots/<id>` (see `format-spec/05-trees-and-snapshots.md`).
 
 use super::ids::{BlobId, SnapshotId};
 use serde::{Deserialize, Serialize};
@@ -90,92 +90,11 @@ impl Snapshot {
             Some(v) => return Err(format!("unknown snapshot version {v}")),
             None => return Err("empty snapshot".into()),
         }
-        match postcard::from_bytes(&bytes[1..]) {
-            Ok(s) => Ok(s),
-            // Written before `Summary::streams` existed: the encoding of an
-            // empty trailing Vec is one zero byte.
-            Err(postcard::Error::DeserializeUnexpectedEnd) => {
-                let mut v = bytes[1..].to_vec();
-                v.push(0);
-                postcard::from_bytes(&v).map_err(|e| format!("snapshot does not parse: {e}"))
-            }
-            Err(e) => Err(format!("snapshot does not parse: {e}")),
+        let (s, rest): (Snapshot, _) = postcard::take_from_bytes(&bytes[1..])
+            .map_err(|e| format!("snapshot does not parse: {e}"))?;
+        if !rest.is_empty() {
+            return Err(format!("{} stray bytes after the snapshot", rest.len()));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The layout written before `Summary::streams` existed.
-    #[derive(Serialize)]
-    struct OldSummary {
-        files_new: u64,
-        files_changed: u64,
-        files_unchanged: u64,
-        dirs: u64,
-        total_bytes: u64,
-        bytes_read: u64,
-        bytes_added: u64,
-        blobs_added: u64,
-        duration_ms: u64,
-        warnings: Vec<String>,
-    }
-
-    #[derive(Serialize)]
-    struct OldSnapshot {
-        time_ns: i64,
-        host: String,
-        user: String,
-        tags: Vec<String>,
-        paths: Vec<String>,
-        tree: BlobId,
-        parent: Option<SnapshotId>,
-        incomplete: bool,
-        summary: OldSummary,
-    }
-
-    #[test]
-    fn snapshots_without_streams_still_parse() {
-        let old = OldSnapshot {
-            time_ns: 1_700_000_000_000_000_000,
-            host: "h".into(),
-            user: "u".into(),
-            tags: vec!["t".into()],
-            paths: vec!["/srv".into()],
-            tree: BlobId([7; 32]),
-            parent: None,
-            incomplete: true,
-            summary: OldSummary {
-                files_new: 1,
-                files_changed: 2,
-                files_unchanged: 3,
-                dirs: 4,
-                total_bytes: 5,
-                bytes_read: 6,
-                bytes_added: 7,
-                blobs_added: 8,
-                duration_ms: 9,
-                warnings: vec!["w".into()],
-            },
-        };
-        let mut bytes = vec![SNAPSHOT_VERSION];
-        bytes.extend(postcard::to_stdvec(&old).unwrap());
-        let s = Snapshot::parse(&bytes).unwrap();
-        assert_eq!(s.summary.warnings, ["w"]);
-        assert_eq!(s.summary.duration_ms, 9);
-        assert!(s.summary.streams.is_empty());
-
-        let mut new = s.clone();
-        new.summary.streams.push(StreamSummary {
-            name: "db".into(),
-            command: "pg_dump app".into(),
-            bytes: 42,
-            exit_code: 0,
-        });
-        assert_eq!(Snapshot::parse(&new.to_bytes()).unwrap(), new);
-        // A truncated snapshot is still an error.
-        assert!(Snapshot::parse(&bytes[..bytes.len() - 3]).is_err());
+        Ok(s)
     }
 }

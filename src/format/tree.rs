@@ -139,8 +139,11 @@ impl Tree {
             Some(v) => return Err(format!("unknown tree version {v}")),
             None => return Err("empty tree".into()),
         }
-        let t: Tree =
-            postcard::from_bytes(&bytes[1..]).map_err(|e| format!("tree does not parse: {e}"))?;
+        let (t, rest): (Tree, _) = postcard::take_from_bytes(&bytes[1..])
+            .map_err(|e| format!("tree does not parse: {e}"))?;
+        if !rest.is_empty() {
+            return Err(format!("{} stray bytes after the tree", rest.len()));
+        }
         for (i, n) in t.nodes.iter().enumerate() {
             if !is_safe_name(&n.name) {
                 return Err(format!("unsafe name {:?} in tree", n.name_lossy()));
@@ -150,9 +153,13 @@ impl Tree {
             }
             let shape_ok = match n.kind {
                 NodeKind::File => n.subtree.is_none() && n.link_target.is_none(),
-                NodeKind::Dir => n.subtree.is_some() && n.content.is_empty(),
-                NodeKind::Symlink => n.link_target.is_some() && n.content.is_empty(),
-                _ => n.content.is_empty() && n.subtree.is_none(),
+                NodeKind::Dir => {
+                    n.subtree.is_some() && n.content.is_empty() && n.link_target.is_none()
+                }
+                NodeKind::Symlink => {
+                    n.link_target.is_some() && n.content.is_empty() && n.subtree.is_none()
+                }
+                _ => n.content.is_empty() && n.subtree.is_none() && n.link_target.is_none(),
             };
             if !shape_ok {
                 return Err(format!(
@@ -193,8 +200,16 @@ mod tests {
             assert!(Tree::parse(&Tree { nodes: vec![n] }.to_bytes()).is_err());
         }
         let unsorted = Tree {
-            nodes: vec![a.clone(), a],
+            nodes: vec![a.clone(), a.clone()],
         };
         assert!(Tree::parse(&unsorted.to_bytes()).is_err());
+        let mut trailing = t.to_bytes();
+        trailing.push(0);
+        assert!(Tree::parse(&trailing).is_err(), "stray bytes accepted");
+        let mut odd = a;
+        odd.kind = NodeKind::Fifo;
+        odd.content.clear();
+        odd.link_target = Some(b"x".to_vec());
+        assert!(Tree::parse(&Tree { nodes: vec![odd] }.to_bytes()).is_err());
     }
 }

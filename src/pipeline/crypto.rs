@@ -97,6 +97,19 @@ impl MasterKey {
         seal_with(&self.cipher(), aad, plaintext)
     }
 
+    /// [`MasterKey::seal`] with a caller-chosen nonce. Only for the test
+    /// vectors of `format-spec/vectors/`: reusing a nonce under one key
+    /// breaks the AEAD, so real writers always use [`MasterKey::seal`].
+    #[doc(hidden)]
+    pub fn seal_with_nonce_for_vectors(
+        &self,
+        aad: &[u8],
+        plaintext: &[u8],
+        nonce: [u8; NONCE_LEN],
+    ) -> Vec<u8> {
+        seal_with_nonce(&self.cipher(), aad, plaintext, nonce)
+    }
+
     /// Inverse of [`MasterKey::seal`].
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, AuthError> {
         open_with(&self.cipher(), aad, sealed)
@@ -116,9 +129,23 @@ impl MasterKey {
         created: String,
         host: String,
     ) -> KeyFile {
+        self.wrap_with_nonce_for_vectors(password, repo_id, kdf, created, host, random_nonce())
+    }
+
+    /// [`MasterKey::wrap`] with a caller-chosen nonce; only for test vectors.
+    #[doc(hidden)]
+    pub fn wrap_with_nonce_for_vectors(
+        &self,
+        password: &[u8],
+        repo_id: &str,
+        kdf: KdfParams,
+        created: String,
+        host: String,
+        nonce: [u8; NONCE_LEN],
+    ) -> KeyFile {
         let wk = derive_wrapping_key(password, &kdf).expect("validated KDF parameters");
         let c = XChaCha20Poly1305::new(&wk.into());
-        let sealed = seal_with(&c, &key_aad(repo_id), &self.secret);
+        let sealed = seal_with_nonce(&c, &key_aad(repo_id), &self.secret, nonce);
         KeyFile {
             version: 1,
             created,
@@ -170,9 +197,22 @@ fn derive_wrapping_key(password: &[u8], kdf: &KdfParams) -> Result<[u8; 32], arg
     Ok(out)
 }
 
-fn seal_with(c: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+fn random_nonce() -> [u8; NONCE_LEN] {
     let mut nonce = [0u8; NONCE_LEN];
     rand::rng().fill_bytes(&mut nonce);
+    nonce
+}
+
+fn seal_with(c: &XChaCha20Poly1305, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    seal_with_nonce(c, aad, plaintext, random_nonce())
+}
+
+fn seal_with_nonce(
+    c: &XChaCha20Poly1305,
+    aad: &[u8],
+    plaintext: &[u8],
+    nonce: [u8; NONCE_LEN],
+) -> Vec<u8> {
     let ct = c
         .encrypt(
             &XNonce::from(nonce),
@@ -218,6 +258,19 @@ impl BlobCipher {
     /// Encrypts a stored (maybe compressed) blob.
     pub fn seal_blob(&self, kind_code: u8, id: &BlobId, stored: &[u8]) -> Vec<u8> {
         seal_with(&self.0, &Self::aad(kind_code, id), stored)
+    }
+
+    /// [`BlobCipher::seal_blob`] with a caller-chosen nonce; only for the
+    /// test vectors (a repeated nonce under one key breaks the AEAD).
+    #[doc(hidden)]
+    pub fn seal_blob_with_nonce_for_vectors(
+        &self,
+        kind_code: u8,
+        id: &BlobId,
+        stored: &[u8],
+        nonce: [u8; NONCE_LEN],
+    ) -> Vec<u8> {
+        seal_with_nonce(&self.0, &Self::aad(kind_code, id), stored, nonce)
     }
 
     /// Decrypts a blob; the caller still checks the plaintext's id.

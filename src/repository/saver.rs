@@ -189,6 +189,15 @@ impl BlobSaver {
     /// Saves a blob unless the repository (or this run) has it already.
     /// Returns its id and whether it was new.
     pub fn save(&self, kind: BlobKind, data: &[u8]) -> Result<(BlobId, bool)> {
+        // Readers refuse header entries above this (format-spec/04-packs.md);
+        // only a huge directory listing can get here (chunks are <= 16 MiB).
+        let limit = crate::format::pack::MAX_BLOB_LEN as usize - crate::pipeline::crypto::OVERHEAD;
+        if data.len() > limit {
+            return Err(Error::Invalid(format!(
+                "{kind:?} blob of {} bytes exceeds the format's limit of {limit} bytes",
+                data.len()
+            )));
+        }
         let id = self.shared.repo.key().blob_id(data);
         if self.pending.lock().unwrap().contains(&id) || self.known(&id)? {
             return Ok((id, false));

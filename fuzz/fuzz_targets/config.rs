@@ -1,0 +1,9 @@
+#![no_main]
+//! Fuzz target `config`: see `checks.rs` for what it asserts.
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "checks.rs"]
+mod checks;
+
+fuzz_target!(|data: &[u8]| checks::config(data));
