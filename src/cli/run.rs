@@ -159,6 +159,8 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Check(a) => run_check(cli, a, p),
+        Command::Forget(a) => super::prune::run_forget(a, &*open_repo(cli)?, p),
+        Command::Prune(a) => super::prune::run_prune(a, &*open_repo(cli)?, p),
         Command::Repair(RepairCommand::Index) => {
             let repo = open_repo(cli)?;
             let r = repo.rebuild_index()?;

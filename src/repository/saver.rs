@@ -48,6 +48,9 @@ pub struct BlobSaver {
     tx: Option<Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
     pending: Mutex<HashSet<BlobId>>,
+    /// Packs a prune in progress may delete: blobs found only there count
+    /// as absent (see `repository::locks`).
+    excluded_packs: HashSet<crate::format::PackId>,
 }
 
 impl Shared {
@@ -141,7 +144,37 @@ impl BlobSaver {
             tx: Some(tx),
             workers,
             pending: Mutex::new(HashSet::new()),
+            excluded_packs: HashSet::new(),
         })
+    }
+
+    /// Treats blobs stored only in these packs as absent: they are stored
+    /// again rather than deduplicated (the prune protocol's exclusion set).
+    pub fn exclude_packs(&mut self, packs: HashSet<crate::format::PackId>) {
+        self.excluded_packs = packs;
+    }
+
+    /// Whether a blob is stored in a pack that no prune may delete.
+    pub fn has_usable(&self, id: &BlobId) -> Result<bool> {
+        if self.excluded_packs.is_empty() {
+            return self.shared.repo.index().contains(id);
+        }
+        let packs = self.shared.repo.index().blob_packs(id)?;
+        Ok(packs.iter().any(|p| !self.excluded_packs.contains(p)))
+    }
+
+    /// Whether every blob in `ids` is stored in a pack no prune may delete
+    /// (or queued in this run).
+    pub fn all_usable(&self, ids: &[BlobId]) -> Result<bool> {
+        if self.excluded_packs.is_empty() {
+            return Ok(true);
+        }
+        for id in ids {
+            if !self.pending.lock().unwrap().contains(id) && !self.has_usable(id)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The repository.
@@ -160,7 +193,7 @@ impl BlobSaver {
     /// Returns its id and whether it was new.
     pub fn save(&self, kind: BlobKind, data: &[u8]) -> Result<(BlobId, bool)> {
         let id = self.shared.repo.key().blob_id(data);
-        if self.pending.lock().unwrap().contains(&id) || self.shared.repo.index().contains(&id)? {
+        if self.pending.lock().unwrap().contains(&id) || self.has_usable(&id)? {
             return Ok((id, false));
         }
         if !self.pending.lock().unwrap().insert(id) {
