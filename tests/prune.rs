@@ -471,6 +471,9 @@ fn crash_fixture() -> (
     let src = tempfile::tempdir().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);
     let mut snaps = Vec::new();
+    // Kept by every snapshot: its pack also holds snapshot 0's unique data,
+    // so pruning repacks it.
+    random_file(&src.path().join("stable"), 300_000, &mut rng);
     for i in 0..5 {
         random_file(&src.path().join(format!("f{i}")), 400_000, &mut rng);
         if i >= 1 {
@@ -512,7 +515,9 @@ fn abort_at_every_step_of_prune_then_rerun_finishes() {
         let repo_path = work.path().join("repo");
         copy_dir(&template.path(), &repo_path);
         let repo = Repo { dir: work };
-        let out = Repo::cmd_at(&repo_path, &prune_args)
+        let mut json_args = vec!["--json"];
+        json_args.extend_from_slice(&prune_args);
+        let out = Repo::cmd_at(&repo_path, &json_args)
             .env("SNAP_TEST_PRUNE_ABORT_AT", point.to_string())
             .output()
             .unwrap();
@@ -547,6 +552,17 @@ fn abort_at_every_step_of_prune_then_rerun_finishes() {
         repo.check_clean(true);
         if !aborted {
             assert!(point > 5, "too few crash points exercised");
+            let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert!(
+                r["gc"]["packs_repacked"].as_u64().unwrap() >= 1,
+                "{}",
+                r["gc"]
+            );
+            assert!(
+                r["gc"]["packs_deleted"].as_u64().unwrap() >= 1,
+                "{}",
+                r["gc"]
+            );
             break;
         }
         point += 1;

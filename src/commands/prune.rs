@@ -517,7 +517,8 @@ fn collect_garbage(repo: &Repository, opts: &PruneOptions) -> Result<GcReport> {
     // Needed blobs indexed in a candidate with no copy outside: copy them.
     let mut plan: BTreeMap<PackId, Vec<BlobId>> = BTreeMap::new();
     for pack in &candidates {
-        for e in repo.index().pack_entries(pack)? {
+        let entries = repo.index().pack_entries(pack)?;
+        for e in entries {
             if !needed.contains(&e.id) {
                 continue;
             }
