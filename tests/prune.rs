@@ -462,11 +462,10 @@ impl SpawnOutput for Command {
 
 /// A repository with garbage to delete and packs to repack: snapshots
 /// 0..4 of a changing directory, all but the two newest to be pruned.
-fn crash_fixture() -> (
-    Repo,
-    tempfile::TempDir,
-    Vec<(String, BTreeMap<PathBuf, Vec<u8>>)>,
-) {
+/// Snapshot ids with the files each must restore.
+type Expected = Vec<(String, BTreeMap<PathBuf, Vec<u8>>)>;
+
+fn crash_fixture() -> (Repo, tempfile::TempDir, Expected) {
     let repo = Repo::new();
     let src = tempfile::tempdir().unwrap();
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);

@@ -136,7 +136,7 @@ impl Policy {
         // Newest first; ties keep input order.
         let mut order: Vec<usize> = (0..items.len()).collect();
         order.sort_by(|&a, &b| items[b].time_ns.cmp(&items[a].time_ns).then(a.cmp(&b)));
-        let rules: [(&str, u32, fn(i64) -> i64); 6] = [
+        let rules: [Rule; 6] = [
             ("last", self.last, |_| 0),
             ("hourly", self.hourly, hour_key),
             ("daily", self.daily, day_key),
@@ -182,6 +182,9 @@ impl Policy {
         reasons
     }
 }
+
+/// A counting rule: name, count, period key of a time.
+type Rule = (&'static str, u32, fn(i64) -> i64);
 
 fn datetime(ns: i64) -> time::OffsetDateTime {
     let secs = ns.div_euclid(1_000_000_000);
