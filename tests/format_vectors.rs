@@ -507,7 +507,9 @@ fn chunker_vector_is_keyed_and_bounded() {
         assert_eq!(lens.iter().sum::<u64>(), CHUNKER_INPUT_LEN as u64);
         let (last, rest) = lens.split_last().unwrap();
         let d = snap::format::config::ChunkerParams::DEFAULT;
-        assert!(rest.iter().all(|&l| (d.min as u64..=d.max as u64).contains(&l)));
+        assert!(rest
+            .iter()
+            .all(|&l| (d.min as u64..=d.max as u64).contains(&l)));
         assert!(*last <= d.max as u64);
     }
 }

@@ -57,6 +57,10 @@ pub enum Command {
     Dump(DumpArgs),
     /// Verify the repository's structure and, optionally, all data.
     Check(CheckArgs),
+    /// Remove the given snapshots (their data is freed by `prune`).
+    Forget(super::prune::ForgetArgs),
+    /// Apply a retention policy and free space no snapshot needs.
+    Prune(super::prune::PruneArgs),
     /// Repair repository caches.
     #[command(subcommand)]
     Repair(RepairCommand),

@@ -4,6 +4,7 @@
 mod args;
 mod output;
 mod password;
+mod prune;
 mod run;
 mod sync;
 

@@ -195,6 +195,8 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         }
         Command::Check(a) => run_check(cli, a, p),
         Command::Sync(a) => super::sync::run(&repo_location(cli)?, a, p),
+        Command::Forget(a) => super::prune::run_forget(a, &*open_repo(cli)?, p),
+        Command::Prune(a) => super::prune::run_prune(a, &*open_repo(cli)?, p),
         Command::Repair(RepairCommand::Index) => {
             let repo = open_repo(cli)?;
             let r = repo.rebuild_index()?;

@@ -148,7 +148,9 @@ impl<'a> Archiver<'a> {
         parent: Option<&Node>,
     ) -> Result<Option<Node>> {
         if let Some(p) = parent {
-            if !self.full && meta::unchanged(&node, p) {
+            // Unchanged files reuse the parent's chunks, unless a prune in
+            // progress may delete them (prune protocol: then read again).
+            if !self.full && meta::unchanged(&node, p) && self.saver.all_usable(&p.content)? {
                 node.content = p.content.clone();
                 self.counters
                     .files_unchanged
@@ -398,8 +400,20 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         .host
         .clone()
         .unwrap_or_else(crate::repository::open::hostname);
-    let parent = find_parent(&repo, &opts, &host, &paths)?;
+    // Register before reading anything, so a prune either waits for us or
+    // we see its intent (format-spec/07-prune-protocol.md).
+    let (create_lock, excluded_packs) = crate::repository::locks::register_create(&repo)?;
+    let mut parent = find_parent(&repo, &opts, &host, &paths)?;
     let parent_root = match &parent {
+        // A parent that a concurrent prune removed is no parent at all.
+        Some((_, s)) if opts.parent.is_none() => match repo.load_tree(&s.tree) {
+            Ok(t) => Some(t),
+            Err(Error::Missing { .. }) => {
+                parent = None;
+                None
+            }
+            Err(e) => return Err(e),
+        },
         Some((_, s)) => Some(repo.load_tree(&s.tree)?),
         None => None,
     };
@@ -410,7 +424,8 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     } else {
         opts.threads
     };
-    let saver = BlobSaver::new(repo.clone(), threads)?;
+    let mut saver = BlobSaver::new(repo.clone(), threads)?;
+    saver.exclude_packs(excluded_packs);
     let arch = Archiver {
         saver: &saver,
         excludes: &opts.excludes,
@@ -466,6 +481,7 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         summary,
     };
     let id = repo.save_snapshot(&snap)?;
+    create_lock.release()?;
     Ok(CreateReport {
         snapshot: id.to_hex(),
         parent: parent.map(|(id, _)| id.to_hex()),

@@ -4,9 +4,12 @@
 pub mod check;
 pub mod create;
 pub mod dump;
+pub mod forget;
 pub mod ls;
+pub mod prune;
 pub mod restore;
 mod restore_meta;
+pub mod retention;
 pub mod snapshots;
 pub mod streams;
 pub mod sync;

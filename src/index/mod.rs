@@ -127,6 +127,22 @@ impl Index {
                 "index schema version {v}"
             )));
         }
+        // Further copies of a blob that is already indexed in another pack
+        // (written by concurrent creates, or by a prune's repack). `blobs`
+        // keeps one location per blob; when that pack is removed, a copy
+        // from here takes its place (see `remove_pack`).
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS blob_copies(
+                id BLOB NOT NULL,
+                pack INTEGER NOT NULL,
+                kind INTEGER NOT NULL,
+                compression INTEGER NOT NULL,
+                offset INTEGER NOT NULL,
+                stored_len INTEGER NOT NULL,
+                raw_len INTEGER NOT NULL,
+                PRIMARY KEY(id, pack)) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS blob_copies_by_pack ON blob_copies(pack);",
+        )?;
         Ok(())
     }
 
@@ -228,8 +244,15 @@ impl Index {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(err)?;
+            let mut copy = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO blob_copies(id, pack, kind, compression, offset, stored_len, raw_len)
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                     WHERE EXISTS (SELECT 1 FROM blobs WHERE id = ?1 AND pack != ?2)",
+                )
+                .map_err(err)?;
             for e in entries {
-                st.execute(params![
+                let row = params![
                     &e.id.0[..],
                     rowid,
                     e.kind.code(),
@@ -237,14 +260,17 @@ impl Index {
                     e.offset as i64,
                     e.stored_len,
                     e.raw_len
-                ])
-                .map_err(err)?;
+                ];
+                if st.execute(row).map_err(err)? == 0 {
+                    copy.execute(row).map_err(err)?;
+                }
             }
         }
         tx.commit().map_err(err)
     }
 
-    /// Removes a pack and every blob location pointing into it.
+    /// Removes a pack and every blob location pointing into it. A blob that
+    /// has a copy in another indexed pack is re-pointed at that copy.
     pub fn remove_pack(&mut self, pack: &PackId) -> Result<()> {
         let path = self.path.clone();
         let err = |e| Error::Index {
@@ -255,14 +281,98 @@ impl Index {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
+        let rowid: Option<i64> = tx
+            .query_row(
+                "SELECT rowid FROM packs WHERE id = ?1",
+                params![&pack.0[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        let Some(rowid) = rowid else {
+            return tx.commit().map_err(err);
+        };
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS gone(id BLOB PRIMARY KEY); DELETE FROM gone;",
+        )
+        .map_err(err)?;
+        tx.execute("DELETE FROM blob_copies WHERE pack = ?1", params![rowid])
+            .map_err(err)?;
         tx.execute(
-            "DELETE FROM blobs WHERE pack = (SELECT rowid FROM packs WHERE id = ?1)",
-            params![&pack.0[..]],
+            "INSERT INTO gone SELECT id FROM blobs WHERE pack = ?1",
+            params![rowid],
+        )
+        .map_err(err)?;
+        tx.execute("DELETE FROM blobs WHERE pack = ?1", params![rowid])
+            .map_err(err)?;
+        // Promote one remaining copy of each blob that just lost its location.
+        tx.execute(
+            "INSERT INTO blobs(id, pack, kind, compression, offset, stored_len, raw_len)
+             SELECT id, min(pack), kind, compression, offset, stored_len, raw_len
+             FROM blob_copies WHERE id IN (SELECT id FROM gone) GROUP BY id",
+            [],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "DELETE FROM blob_copies WHERE id IN (SELECT id FROM gone)
+               AND pack = (SELECT b.pack FROM blobs b WHERE b.id = blob_copies.id)",
+            [],
         )
         .map_err(err)?;
         tx.execute("DELETE FROM packs WHERE id = ?1", params![&pack.0[..]])
             .map_err(err)?;
         tx.commit().map_err(err)
+    }
+
+    /// Every indexed pack holding a copy of this blob (its location first).
+    pub fn blob_packs(&self, id: &BlobId) -> Result<Vec<PackId>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT p.id FROM blobs b JOIN packs p ON p.rowid = b.pack WHERE b.id = ?1
+                 UNION ALL
+                 SELECT p.id FROM blob_copies c JOIN packs p ON p.rowid = c.pack WHERE c.id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![&id.0[..]], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let b = r.map_err(|e| self.err(e))?;
+            out.push(PackId::from_slice(&b).ok_or_else(|| {
+                Error::corrupt(format!("index {}", self.path.display()), "bad pack row")
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Ids of the extra copies (not the indexed location) a pack holds,
+    /// with their stored length.
+    pub fn pack_copies(&self, pack: &PackId) -> Result<Vec<(BlobId, u32)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT c.id, c.stored_len FROM blob_copies c JOIN packs p ON p.rowid = c.pack
+                 WHERE p.id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![&pack.0[..]], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u32>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (b, len) = r.map_err(|e| self.err(e))?;
+            out.push((
+                BlobId::from_slice(&b).ok_or_else(|| {
+                    Error::corrupt(format!("index {}", self.path.display()), "bad blob row")
+                })?,
+                len,
+            ));
+        }
+        Ok(out)
     }
 
     /// Every indexed pack with its kind and size.
@@ -357,7 +467,10 @@ impl Index {
     /// Drops every row (before a rebuild).
     pub fn clear(&mut self) -> Result<()> {
         self.conn
-            .execute_batch("BEGIN IMMEDIATE; DELETE FROM blobs; DELETE FROM packs; COMMIT;")
+            .execute_batch(
+                "BEGIN IMMEDIATE; DELETE FROM blobs; DELETE FROM blob_copies;
+                 DELETE FROM packs; COMMIT;",
+            )
             .map_err(|e| self.err(e))
     }
 
@@ -377,5 +490,44 @@ impl Index {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: u8, offset: u64) -> PackEntry {
+        PackEntry {
+            kind: BlobKind::Data,
+            compression: Compression::None,
+            id: BlobId([id; 32]),
+            offset,
+            stored_len: 10,
+            raw_len: 10,
+        }
+    }
+
+    #[test]
+    fn removing_a_pack_repoints_blobs_with_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = Index::open(&dir.path().join("i.sqlite")).unwrap();
+        let (p1, p2) = (PackId([1; 32]), PackId([2; 32]));
+        idx.add_pack(&p1, BlobKind::Data, 100, &[entry(7, 0), entry(8, 10)])
+            .unwrap();
+        idx.add_pack(&p2, BlobKind::Data, 100, &[entry(7, 50)])
+            .unwrap();
+        assert_eq!(idx.lookup(&BlobId([7; 32])).unwrap().unwrap().pack, p1);
+        assert_eq!(idx.blob_packs(&BlobId([7; 32])).unwrap(), vec![p1, p2]);
+        assert_eq!(idx.pack_copies(&p2).unwrap().len(), 1);
+        idx.remove_pack(&p1).unwrap();
+        let l = idx.lookup(&BlobId([7; 32])).unwrap().unwrap();
+        assert_eq!((l.pack, l.entry.offset), (p2, 50));
+        assert!(!idx.contains(&BlobId([8; 32])).unwrap());
+        assert_eq!(idx.blob_packs(&BlobId([7; 32])).unwrap(), vec![p2]);
+        assert!(idx.pack_copies(&p2).unwrap().is_empty());
+        idx.remove_pack(&p2).unwrap();
+        assert!(!idx.contains(&BlobId([7; 32])).unwrap());
+        assert_eq!(idx.counts().unwrap(), (0, 0));
     }
 }

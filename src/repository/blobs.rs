@@ -148,6 +148,13 @@ impl Repository {
                 Ok((len, entries)) => {
                     let kind = entries.first().map(|e| e.kind).unwrap_or(BlobKind::Data);
                     self.index().add_pack(&id, kind, len, &entries)?;
+                    // A prune may have deleted it since we listed it (it
+                    // removes packs from the index after deleting them; we
+                    // check after adding, so one of us sees the other).
+                    if self.backend.size(FileKind::Pack, name).is_err() {
+                        self.index().remove_pack(&id)?;
+                        continue;
+                    }
                     report.packs_added += 1;
                 }
                 Err(Error::Corrupt { .. }) | Err(Error::Backend { .. }) => {

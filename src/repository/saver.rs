@@ -50,6 +50,9 @@ pub struct BlobSaver {
     pending: Mutex<HashSet<BlobId>>,
     lookups: AtomicU64,
     absent_filter: OnceLock<Option<Vec<u64>>>,
+    /// Packs a prune in progress may delete: blobs found only there count
+    /// as absent (see `repository::locks`).
+    excluded_packs: HashSet<crate::format::PackId>,
 }
 
 /// After this many index look-ups in one run, a sorted list of id prefixes
@@ -158,7 +161,37 @@ impl BlobSaver {
             pending: Mutex::new(HashSet::new()),
             lookups: AtomicU64::new(0),
             absent_filter: OnceLock::new(),
+            excluded_packs: HashSet::new(),
         })
+    }
+
+    /// Treats blobs stored only in these packs as absent: they are stored
+    /// again rather than deduplicated (the prune protocol's exclusion set).
+    pub fn exclude_packs(&mut self, packs: HashSet<crate::format::PackId>) {
+        self.excluded_packs = packs;
+    }
+
+    /// Whether a blob is stored in a pack that no prune may delete.
+    pub fn has_usable(&self, id: &BlobId) -> Result<bool> {
+        if self.excluded_packs.is_empty() {
+            return self.shared.repo.index().contains(id);
+        }
+        let packs = self.shared.repo.index().blob_packs(id)?;
+        Ok(packs.iter().any(|p| !self.excluded_packs.contains(p)))
+    }
+
+    /// Whether every blob in `ids` is stored in a pack no prune may delete
+    /// (or queued in this run).
+    pub fn all_usable(&self, ids: &[BlobId]) -> Result<bool> {
+        if self.excluded_packs.is_empty() {
+            return Ok(true);
+        }
+        for id in ids {
+            if !self.pending.lock().unwrap().contains(id) && !self.has_usable(id)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// The repository.
@@ -183,7 +216,7 @@ impl BlobSaver {
             let loaded = self.shared.repo.index().blob_prefixes(FILTER_MAX_BLOBS)?;
             let _ = self.absent_filter.set(loaded);
         }
-        self.shared.repo.index().contains(id)
+        self.has_usable(id)
     }
 
     /// Saves a blob unless the repository (or this run) has it already.

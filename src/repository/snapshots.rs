@@ -70,7 +70,12 @@ impl Repository {
             let Some(id) = SnapshotId::from_hex(&name) else {
                 continue;
             };
-            out.push((id, self.load_snapshot(&id)?));
+            match self.load_snapshot(&id) {
+                Ok(s) => out.push((id, s)),
+                // Removed (by a concurrent forget) since it was listed.
+                Err(Error::Missing { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         out.sort_by(|a, b| a.1.time_ns.cmp(&b.1.time_ns).then(a.0.cmp(&b.0)));
         Ok(out)

@@ -1,0 +1,229 @@
+//! `snap forget` and `snap prune`: flags, validation and output.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::exit;
+use super::output::{human, Printer};
+use crate::commands::prune::{PruneOptions, PruneReport};
+use crate::commands::retention::{GroupBy, Policy};
+use crate::commands::{forget, prune};
+use crate::repository::Repository;
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Snapshots to remove (id prefixes).
+    #[arg(required = true)]
+    pub snapshots: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_last: u32,
+    /// Keep the newest snapshot of each of the last N hours (that have one).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_hourly: u32,
+    /// Keep the newest snapshot of each of the last N days (UTC).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_daily: u32,
+    /// Keep the newest snapshot of each of the last N ISO weeks.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_weekly: u32,
+    /// Keep the newest snapshot of each of the last N months.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_monthly: u32,
+    /// Keep the newest snapshot of each of the last N years.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep_yearly: u32,
+    /// Keep every snapshot within this duration of the group's newest (e.g. 30days, 2w).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable).
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    pub keep_tags: Vec<String>,
+    /// Group snapshots by these fields before applying the policy.
+    #[arg(long, value_name = "host,paths,tags", default_value = "host,paths")]
+    pub group_by: String,
+    /// Show what would be removed; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Allow the policy to remove every snapshot of a group.
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Only forget snapshots; do not free space.
+    #[arg(long)]
+    pub no_gc: bool,
+    /// Repack packs with more than this percentage unused.
+    #[arg(long, value_name = "PCT", default_value = "10")]
+    pub max_unused: String,
+    /// Read at most this much of packs to repack per run (e.g. 2G).
+    #[arg(long, value_name = "SIZE")]
+    pub max_repack_size: Option<String>,
+    /// Give up waiting for running backups after this long.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub lock_wait: String,
+}
+
+/// Parses `123`, `10K`, `500M`, `2G`, `1T` (binary units, optional `iB`/`B`).
+fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, mult) = match t.chars().last() {
+        Some(c @ ('k' | 'K' | 'm' | 'M' | 'g' | 'G' | 't' | 'T')) => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => 1 << 40,
+            };
+            (&t[..t.len() - 1], m)
+        }
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("size {s:?} (e.g. 500M, 2G)"))?;
+    if n < 0.0 {
+        bail!("size {s:?} is negative");
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+impl PruneArgs {
+    fn options(&self) -> Result<PruneOptions> {
+        let within = match &self.keep_within {
+            Some(s) => Some(
+                humantime::parse_duration(s)
+                    .with_context(|| format!("--keep-within {s:?} (e.g. 30days, 2w, 1y)"))?
+                    .as_nanos()
+                    .min(i64::MAX as u128) as i64,
+            ),
+            None => None,
+        };
+        let max_unused: f64 = self
+            .max_unused
+            .trim_end_matches('%')
+            .parse()
+            .with_context(|| format!("--max-unused {:?}", self.max_unused))?;
+        if !(0.0..=100.0).contains(&max_unused) {
+            bail!("--max-unused must be between 0 and 100");
+        }
+        Ok(PruneOptions {
+            policy: Policy {
+                last: self.keep_last,
+                hourly: self.keep_hourly,
+                daily: self.keep_daily,
+                weekly: self.keep_weekly,
+                monthly: self.keep_monthly,
+                yearly: self.keep_yearly,
+                within_ns: within,
+                tags: self.keep_tags.clone(),
+            },
+            group_by: GroupBy::parse(&self.group_by).map_err(anyhow::Error::msg)?,
+            dry_run: self.dry_run,
+            allow_empty: self.allow_empty,
+            gc: !self.no_gc,
+            max_unused_pct: max_unused,
+            max_repack_bytes: self
+                .max_repack_size
+                .as_deref()
+                .map(parse_size)
+                .transpose()?,
+            lock_wait: humantime::parse_duration(&self.lock_wait)
+                .with_context(|| format!("--lock-wait {:?}", self.lock_wait))
+                .unwrap_or(Duration::from_secs(3600)),
+        })
+    }
+}
+
+pub fn run_forget(a: &ForgetArgs, repo: &Repository, p: &Printer) -> Result<i32> {
+    let r = forget::run(repo, &a.snapshots)?;
+    if p.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else if !p.quiet {
+        for id in &r.removed {
+            println!("removed snapshot {}", &id[..8]);
+        }
+        println!("run `snap prune` to free the space they used");
+    }
+    Ok(exit::OK)
+}
+
+pub fn run_prune(a: &PruneArgs, repo: &Repository, p: &Printer) -> Result<i32> {
+    let opts = a.options()?;
+    let r = prune::run(repo, &opts)?;
+    print_prune(p, &r);
+    Ok(exit::OK)
+}
+
+fn print_prune(p: &Printer, r: &PruneReport) {
+    if p.json {
+        println!("{}", serde_json::to_string(r).expect("report serializes"));
+        return;
+    }
+    if p.quiet {
+        return;
+    }
+    for d in &r.snapshots {
+        let verdict = if d.keep { "keep  " } else { "remove" };
+        let why = if d.keep {
+            d.reasons.join(", ")
+        } else {
+            "no rule".to_string()
+        };
+        println!(
+            "{verdict} {}  {}  {}  {}  [{why}]",
+            &d.id[..8],
+            d.time,
+            d.host,
+            d.paths.join(" ")
+        );
+    }
+    let verb = if r.dry_run { "would remove" } else { "removed" };
+    println!("{verb} {} of {} snapshot(s)", r.removed, r.snapshots.len());
+    if let Some(g) = &r.gc {
+        let verb = if r.dry_run { "would free" } else { "freed" };
+        println!(
+            "packs: {} before ({}), {} deleted, {} repacked ({} blobs copied into {} new packs, {})",
+            g.packs_before,
+            human(g.bytes_before),
+            g.packs_deleted,
+            g.packs_repacked,
+            g.blobs_copied,
+            g.packs_written,
+            human(g.bytes_written)
+        );
+        println!(
+            "{verb} {} (needed data: {})",
+            human(g.bytes_freed.max(0) as u64),
+            human(g.bytes_needed)
+        );
+        if g.creates_waited > 0 || g.stale_locks_removed > 0 {
+            println!(
+                "waited for {} running backup(s); removed {} stale lock(s)",
+                g.creates_waited, g.stale_locks_removed
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10").unwrap(), 10);
+        assert_eq!(parse_size("2K").unwrap(), 2048);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert!(parse_size("x").is_err());
+    }
+}

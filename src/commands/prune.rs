@@ -1,0 +1,557 @@
+//! `snap prune`: apply a retention policy (forget), then collect garbage:
+//! delete packs no remaining snapshot needs and repack packs that are
+//! mostly garbage. Runs beside `create` without blocking it, following the
+//! protocol in `format-spec/07-prune-protocol.md`:
+//!
+//! 1. analyse: walk every snapshot's trees into a set of needed blobs;
+//!    choose candidate packs (only garbage, or too much garbage);
+//! 2. write a prune intent listing the candidates (`locks/prune-*`);
+//! 3. wait until every `create` registered at that moment has ended;
+//! 4. walk the snapshots that appeared meanwhile (they may use blobs of
+//!    candidates: such blobs are kept);
+//! 5. copy every needed blob of a candidate that has no copy elsewhere
+//!    into new packs; these are durable and indexed before step 6;
+//! 6. verify each needed blob has a copy outside the candidates, then
+//!    remove the candidates from the index and from storage;
+//! 7. remove the intent.
+//!
+//! A crash anywhere leaves only extra objects (packs, an intent) that a
+//! later prune removes; nothing referenced is deleted before its copy is
+//! durable and indexed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::retention::{GroupBy, GroupKey, Item, Policy};
+use crate::backend::FileKind;
+use crate::format::{BlobId, BlobKind, PackId, SnapshotId};
+use crate::repository::locks::{self, CREATE_PREFIX, PRUNE_PREFIX};
+use crate::repository::packer::OpenPack;
+use crate::repository::Repository;
+use crate::{Error, Result};
+
+/// Options of `snap prune`.
+#[derive(Clone, Debug)]
+pub struct PruneOptions {
+    /// Retention policy; empty = keep every snapshot (garbage collection only).
+    pub policy: Policy,
+    /// How snapshots are grouped for the policy.
+    pub group_by: GroupBy,
+    /// Only report what would be done.
+    pub dry_run: bool,
+    /// Allow a policy to remove every snapshot of a group.
+    pub allow_empty: bool,
+    /// Collect garbage after forgetting.
+    pub gc: bool,
+    /// Repack a pack when more than this percentage of it is unused.
+    pub max_unused_pct: f64,
+    /// Read at most this many bytes of packs to repack per run.
+    pub max_repack_bytes: Option<u64>,
+    /// Give up waiting for running `create`s after this long.
+    pub lock_wait: Duration,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            policy: Policy::default(),
+            group_by: GroupBy::default(),
+            dry_run: false,
+            allow_empty: false,
+            gc: true,
+            max_unused_pct: 10.0,
+            max_repack_bytes: None,
+            lock_wait: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The decision about one snapshot.
+#[derive(Clone, Debug, Serialize)]
+pub struct Decision {
+    /// Snapshot id.
+    pub id: String,
+    /// Time (RFC 3339).
+    pub time: String,
+    /// Host.
+    pub host: String,
+    /// Paths.
+    pub paths: Vec<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Kept or removed.
+    pub keep: bool,
+    /// Rules that keep it (empty when removed).
+    pub reasons: Vec<String>,
+    /// Its group.
+    pub group: GroupKey,
+}
+
+/// What garbage collection did (or would do, on a dry run).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GcReport {
+    /// Packs in the index before.
+    pub packs_before: u64,
+    /// Bytes of packs before.
+    pub bytes_before: u64,
+    /// Bytes of needed blobs (what the packs must keep).
+    pub bytes_needed: u64,
+    /// Packs holding only garbage, deleted.
+    pub packs_deleted: u64,
+    /// Packs repacked (needed blobs copied, then deleted).
+    pub packs_repacked: u64,
+    /// Blobs copied into new packs.
+    pub blobs_copied: u64,
+    /// New packs written.
+    pub packs_written: u64,
+    /// Bytes of new packs written.
+    pub bytes_written: u64,
+    /// Bytes of packs deleted.
+    pub bytes_deleted: u64,
+    /// Net space freed (deleted minus written).
+    pub bytes_freed: i64,
+    /// `create` runs waited for.
+    pub creates_waited: u64,
+    /// Stale locks of dead processes removed.
+    pub stale_locks_removed: u64,
+}
+
+/// What `prune` did.
+#[derive(Debug, Default, Serialize)]
+pub struct PruneReport {
+    /// True when nothing was changed.
+    pub dry_run: bool,
+    /// Every snapshot with its decision, oldest first.
+    pub snapshots: Vec<Decision>,
+    /// Snapshots removed (or to remove).
+    pub removed: u64,
+    /// Garbage collection, unless `--no-gc`.
+    pub gc: Option<GcReport>,
+}
+
+/// Crash injection for the crash-safety tests: with
+/// `SNAP_TEST_PRUNE_ABORT_AT=N` the process aborts (like `kill -9`: no
+/// cleanup) at the N-th checkpoint.
+fn checkpoint() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst) + 1;
+    if let Some(at) = std::env::var("SNAP_TEST_PRUNE_ABORT_AT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if at == n {
+            std::process::abort();
+        }
+    }
+}
+
+fn rfc3339(ns: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Applies the policy to every group; returns decisions, oldest first.
+fn decide(
+    snaps: &[(SnapshotId, crate::format::snapshot::Snapshot)],
+    opts: &PruneOptions,
+) -> Result<Vec<Decision>> {
+    let mut groups: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
+    for (i, (_, s)) in snaps.iter().enumerate() {
+        groups
+            .entry(opts.group_by.key(&s.host, &s.paths, &s.tags))
+            .or_default()
+            .push(i);
+    }
+    let mut out: Vec<Option<Decision>> = vec![None; snaps.len()];
+    for (key, members) in groups {
+        let reasons = if opts.policy.is_empty() {
+            vec![vec!["no policy".to_string()]; members.len()]
+        } else {
+            let items: Vec<Item> = members
+                .iter()
+                .map(|&i| Item {
+                    time_ns: snaps[i].1.time_ns,
+                    tags: &snaps[i].1.tags,
+                })
+                .collect();
+            opts.policy.apply(&items)
+        };
+        if !opts.allow_empty && reasons.iter().all(|r| r.is_empty()) {
+            return Err(Error::Invalid(format!(
+                "the policy would remove all {} snapshot(s) of group {}; \
+                 add --allow-empty to do that",
+                members.len(),
+                serde_json::to_string(&key).unwrap_or_default()
+            )));
+        }
+        for (&i, r) in members.iter().zip(reasons) {
+            let (id, s) = &snaps[i];
+            out[i] = Some(Decision {
+                id: id.to_hex(),
+                time: rfc3339(s.time_ns),
+                host: s.host.clone(),
+                paths: s.paths.clone(),
+                tags: s.tags.clone(),
+                keep: !r.is_empty(),
+                reasons: r,
+                group: key.clone(),
+            });
+        }
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// Runs `snap prune`.
+pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
+    let snaps = repo.snapshots()?;
+    let decisions = decide(&snaps, opts)?;
+    let mut report = PruneReport {
+        dry_run: opts.dry_run,
+        removed: decisions.iter().filter(|d| !d.keep).count() as u64,
+        ..Default::default()
+    };
+    if !opts.dry_run {
+        for (d, (id, _)) in decisions.iter().zip(&snaps) {
+            if !d.keep {
+                repo.delete_snapshot(id)?;
+                checkpoint();
+            }
+        }
+    }
+    report.snapshots = decisions;
+    if opts.gc {
+        report.gc = Some(collect_garbage(repo, opts)?);
+    }
+    Ok(report)
+}
+
+/// Adds every blob reachable from `root` to `needed` (trees included); a
+/// tree already in the set was walked before, with all it reaches.
+fn walk(repo: &Repository, root: &BlobId, needed: &mut HashSet<BlobId>) -> Result<()> {
+    let mut stack = vec![*root];
+    while let Some(t) = stack.pop() {
+        if !needed.insert(t) {
+            continue;
+        }
+        let tree = repo.load_tree(&t)?;
+        for n in tree.nodes {
+            needed.extend(n.content);
+            if let Some(sub) = n.subtree {
+                stack.push(sub);
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Candidate {
+    id: PackId,
+    size: u64,
+    unused: u64,
+}
+
+/// Chooses packs to delete or repack: packs whose indexed blobs are all
+/// unneeded, then the packs with the most unused bytes above the
+/// threshold, up to the repack budget.
+fn choose(
+    repo: &Repository,
+    needed: &HashSet<BlobId>,
+    opts: &PruneOptions,
+    gc: &mut GcReport,
+) -> Result<Vec<PackId>> {
+    let packs = repo.index().packs()?;
+    gc.packs_before = packs.len() as u64;
+    let mut garbage = Vec::new();
+    let mut partial = Vec::new();
+    for (id, _, size) in packs {
+        gc.bytes_before += size;
+        let entries = repo.index().pack_entries(&id)?;
+        let live: u64 = entries
+            .iter()
+            .filter(|e| needed.contains(&e.id))
+            .map(|e| e.stored_len as u64)
+            .sum();
+        // Extra copies of blobs indexed elsewhere are unused here.
+        let copies: u64 = repo
+            .index()
+            .pack_copies(&id)?
+            .iter()
+            .map(|(_, len)| *len as u64)
+            .sum();
+        let blobs: u64 = entries.iter().map(|e| e.stored_len as u64).sum::<u64>() + copies;
+        gc.bytes_needed += live;
+        if live == 0 {
+            garbage.push(id);
+            gc.packs_deleted += 1;
+            gc.bytes_deleted += size;
+        } else {
+            // Header and trailer are overhead of live blobs, not waste.
+            let unused = blobs.saturating_sub(live);
+            if unused as f64 > size as f64 * opts.max_unused_pct / 100.0 {
+                partial.push(Candidate { id, size, unused });
+            }
+        }
+    }
+    partial.sort_by(|a, b| b.unused.cmp(&a.unused).then(a.id.cmp(&b.id)));
+    let mut budget = opts.max_repack_bytes.unwrap_or(u64::MAX);
+    for c in partial {
+        if c.size > budget {
+            continue;
+        }
+        budget -= c.size;
+        gc.packs_repacked += 1;
+        gc.bytes_deleted += c.size;
+        garbage.push(c.id);
+    }
+    Ok(garbage)
+}
+
+/// Waits until every create registered now has ended; removes the
+/// registrations of dead processes on this host.
+fn wait_for_creates(repo: &Repository, opts: &PruneOptions, gc: &mut GcReport) -> Result<()> {
+    let started = Instant::now();
+    let mut waiting: Vec<String> = Vec::new();
+    for (name, info) in locks::list(repo, CREATE_PREFIX)? {
+        if info.as_ref().is_some_and(|i| i.is_stale()) {
+            repo.backend().delete(FileKind::Lock, &name)?;
+            gc.stale_locks_removed += 1;
+        } else {
+            waiting.push(name);
+        }
+    }
+    gc.creates_waited = waiting.len() as u64;
+    while !waiting.is_empty() {
+        let mut still = Vec::new();
+        for name in waiting {
+            if locks::exists(repo, &name)? {
+                // A holder may die while we wait.
+                let stale = repo
+                    .backend()
+                    .read(FileKind::Lock, &name)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<locks::LockInfo>(&b).ok())
+                    .is_some_and(|i| i.is_stale());
+                if stale {
+                    repo.backend().delete(FileKind::Lock, &name)?;
+                    gc.stale_locks_removed += 1;
+                } else {
+                    still.push(name);
+                }
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            break;
+        }
+        if started.elapsed() > opts.lock_wait {
+            return Err(Error::Invalid(format!(
+                "gave up after {:?} waiting for running backups ({}); nothing was deleted. \
+                 If no backup is running, remove locks/{} and retry",
+                opts.lock_wait,
+                waiting.join(", "),
+                waiting[0]
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// Claims the right to prune: our intent is written; another live prune's
+/// intent makes us back off, a dead one's is removed.
+fn claim(repo: &Repository, mine: &str, gc: &mut GcReport) -> Result<()> {
+    for (name, info) in locks::list(repo, PRUNE_PREFIX)? {
+        if name == mine {
+            continue;
+        }
+        match info {
+            Some(i) if i.is_stale() => {
+                // Its candidates were excluded by creates since it was
+                // written; ours are listed in our own intent from now on.
+                repo.backend().delete(FileKind::Lock, &name)?;
+                gc.stale_locks_removed += 1;
+            }
+            Some(i) => {
+                return Err(Error::Invalid(format!(
+                    "another prune is running (locks/{name}, pid {} on {}); try again later",
+                    i.pid, i.host
+                )))
+            }
+            None => {
+                return Err(Error::Invalid(format!(
+                    "locks/{name} does not parse; remove it if no prune is running"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies blobs into new packs (verifying each one first), publishes and
+/// indexes them. Returns the new packs.
+fn copy_blobs(
+    repo: &Repository,
+    plan: &BTreeMap<PackId, Vec<BlobId>>,
+    gc: &mut GcReport,
+) -> Result<Vec<PackId>> {
+    let staging = match repo.backend().staging_dir() {
+        Some(d) => d,
+        None => repo.cache_dir().join("staging"),
+    };
+    std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    let mut open: HashMap<BlobKind, OpenPack> = HashMap::new();
+    let res = copy_into(repo, plan, gc, &staging, &mut open);
+    // On failure (e.g. a full disk) give the staging space back at once:
+    // every staging file of this process is ours.
+    for (_, p) in open.drain() {
+        p.abandon();
+    }
+    if res.is_err() {
+        let mine = format!("pack-{}-", std::process::id());
+        if let Ok(rd) = std::fs::read_dir(&staging) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(&mine) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+    res
+}
+
+fn copy_into(
+    repo: &Repository,
+    plan: &BTreeMap<PackId, Vec<BlobId>>,
+    gc: &mut GcReport,
+    staging: &std::path::Path,
+    open: &mut HashMap<BlobKind, OpenPack>,
+) -> Result<Vec<PackId>> {
+    let mut written = Vec::new();
+    let publish = |p: OpenPack, gc: &mut GcReport, written: &mut Vec<PackId>| -> Result<()> {
+        let f = p.finish(repo.key())?;
+        repo.backend()
+            .put_file(FileKind::Pack, &f.id.to_hex(), &f.path)?;
+        repo.index().add_pack(&f.id, f.kind, f.size, &f.entries)?;
+        gc.packs_written += 1;
+        gc.bytes_written += f.size;
+        written.push(f.id);
+        checkpoint();
+        Ok(())
+    };
+    for (pack, blobs) in plan {
+        let want: HashSet<&BlobId> = blobs.iter().collect();
+        let (len, entries) = repo.read_pack_header(pack)?;
+        let bytes = repo.backend().read(FileKind::Pack, &pack.to_hex())?;
+        if bytes.len() as u64 != len {
+            return Err(Error::corrupt(format!("pack {pack}"), "size changed"));
+        }
+        for e in entries.iter().filter(|e| want.contains(&e.id)) {
+            let s = e.offset as usize;
+            let sealed = bytes
+                .get(s..s + e.stored_len as usize)
+                .ok_or_else(|| Error::corrupt(format!("pack {pack}"), "blob outside the pack"))?;
+            // Never carry damaged data forward: check before copying.
+            repo.decode_blob(pack, e, sealed)?;
+            let slot = match open.entry(e.kind) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(OpenPack::create(staging, e.kind)?)
+                }
+            };
+            slot.add(e.id, e.compression, e.raw_len, sealed)?;
+            gc.blobs_copied += 1;
+            if slot.len() >= repo.config().pack_size {
+                let p = open.remove(&e.kind).expect("just used");
+                publish(p, gc, &mut written)?;
+            }
+        }
+    }
+    for (_, p) in open.drain() {
+        if p.is_empty() {
+            p.abandon();
+        } else {
+            publish(p, gc, &mut written)?;
+        }
+    }
+    Ok(written)
+}
+
+fn collect_garbage(repo: &Repository, opts: &PruneOptions) -> Result<GcReport> {
+    let mut gc = GcReport::default();
+    repo.sync_index()?;
+    let snaps = repo.snapshots()?;
+    let seen: HashSet<SnapshotId> = snaps.iter().map(|(id, _)| *id).collect();
+    let mut needed = HashSet::new();
+    for (_, s) in &snaps {
+        walk(repo, &s.tree, &mut needed)?;
+    }
+    drop(snaps);
+    let candidates = choose(repo, &needed, opts, &mut gc)?;
+    if opts.dry_run || candidates.is_empty() {
+        gc.bytes_freed = gc.bytes_deleted as i64;
+        return Ok(gc);
+    }
+    let cand_set: HashSet<PackId> = candidates.iter().copied().collect();
+    // From here on, creates that start do not use the candidates.
+    let intent = locks::write_prune_intent(repo, &candidates)?;
+    checkpoint();
+    let name = intent.name().to_string();
+    claim(repo, &name, &mut gc)?;
+    wait_for_creates(repo, opts, &mut gc)?;
+    checkpoint();
+    // Snapshots committed meanwhile may use blobs of candidates.
+    repo.sync_index()?;
+    for (id, s) in repo.snapshots()? {
+        if !seen.contains(&id) {
+            walk(repo, &s.tree, &mut needed)?;
+        }
+    }
+    // Needed blobs indexed in a candidate with no copy outside: copy them.
+    let mut plan: BTreeMap<PackId, Vec<BlobId>> = BTreeMap::new();
+    for pack in &candidates {
+        let entries = repo.index().pack_entries(pack)?;
+        for e in entries {
+            if !needed.contains(&e.id) {
+                continue;
+            }
+            let copies = repo.index().blob_packs(&e.id)?;
+            if let Some(src) = copies.iter().find(|p| cand_set.contains(p)) {
+                if copies.iter().all(|p| cand_set.contains(p)) {
+                    plan.entry(*src).or_default().push(e.id);
+                }
+            }
+        }
+    }
+    let copied: Vec<BlobId> = plan.values().flatten().copied().collect();
+    copy_blobs(repo, &plan, &mut gc)?;
+    // Every needed blob must now live outside the candidates.
+    for id in &copied {
+        let copies = repo.index().blob_packs(id)?;
+        if copies.iter().all(|p| cand_set.contains(p)) {
+            return Err(Error::Invalid(format!(
+                "internal check failed: blob {} has no copy outside the packs to delete; \
+                 nothing was deleted",
+                id.short()
+            )));
+        }
+    }
+    checkpoint();
+    for pack in &candidates {
+        repo.index().remove_pack(pack)?;
+        repo.backend().delete(FileKind::Pack, &pack.to_hex())?;
+        // A concurrent index sync may have re-added it meanwhile.
+        repo.index().remove_pack(pack)?;
+        checkpoint();
+    }
+    intent.release()?;
+    gc.bytes_freed = gc.bytes_deleted as i64 - gc.bytes_written as i64;
+    Ok(gc)
+}
