@@ -11,7 +11,49 @@
 //! * `read_range` returns exactly the requested bytes or an error.
 
 pub mod local;
+#[cfg(feature = "object-store")]
 pub mod object;
+
+/// Stand-in when snap is built without the `object-store` feature: URLs are
+/// recognised, and refused with a clear message.
+#[cfg(not(feature = "object-store"))]
+pub mod object {
+    pub use super::RequestCounts;
+
+    /// Whether `location` is a URL rather than a path.
+    pub fn is_object_url(location: &str) -> bool {
+        location.contains("://")
+    }
+
+    /// Ignored: there is no object store to configure.
+    pub fn set_global_options(_opts: Vec<(String, String)>) {}
+}
+
+/// Requests an object-store backend made (approximate HTTP requests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestCounts {
+    /// GET requests.
+    pub get: u64,
+    /// PUT requests.
+    pub put: u64,
+    /// HEAD requests.
+    pub head: u64,
+    /// LIST pages.
+    pub list: u64,
+    /// DELETE requests.
+    pub delete: u64,
+    /// Bytes uploaded.
+    pub bytes_up: u64,
+    /// Bytes downloaded.
+    pub bytes_down: u64,
+}
+
+impl RequestCounts {
+    /// All requests.
+    pub fn total(&self) -> u64 {
+        self.get + self.put + self.head + self.list + self.delete
+    }
+}
 
 use std::fmt;
 use std::io;
@@ -133,7 +175,7 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// is local, where packs are staged before `put_file`.
     fn staging_dir(&self) -> Option<std::path::PathBuf>;
     /// Requests made so far, for backends that count them (object stores).
-    fn request_counts(&self) -> Option<object::RequestCounts> {
+    fn request_counts(&self) -> Option<RequestCounts> {
         None
     }
 }
@@ -145,7 +187,12 @@ pub trait Backend: Send + Sync + fmt::Debug {
 /// anything else is a local directory.
 pub fn open(location: &str) -> crate::Result<Box<dyn Backend>> {
     if object::is_object_url(location) {
+        #[cfg(feature = "object-store")]
         return Ok(Box::new(object::ObjectBackend::open(location)?));
+        #[cfg(not(feature = "object-store"))]
+        return Err(crate::Error::Invalid(format!(
+            "{location}: this snap was built without object-store support (feature `object-store`)"
+        )));
     }
     Ok(Box::new(local::LocalBackend::new(location)))
 }

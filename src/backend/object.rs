@@ -67,31 +67,7 @@ pub struct RequestStats {
     pub bytes_down: AtomicU64,
 }
 
-/// A snapshot of [`RequestStats`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RequestCounts {
-    /// GET requests.
-    pub get: u64,
-    /// PUT requests.
-    pub put: u64,
-    /// HEAD requests.
-    pub head: u64,
-    /// LIST pages.
-    pub list: u64,
-    /// DELETE requests.
-    pub delete: u64,
-    /// Bytes uploaded.
-    pub bytes_up: u64,
-    /// Bytes downloaded.
-    pub bytes_down: u64,
-}
-
-impl RequestCounts {
-    /// All requests.
-    pub fn total(&self) -> u64 {
-        self.get + self.put + self.head + self.list + self.delete
-    }
-}
+pub use super::RequestCounts;
 
 impl RequestStats {
     fn snapshot(&self) -> RequestCounts {

@@ -13,7 +13,7 @@
 //! Decryption errors are deliberately coarse: they say "does not
 //! authenticate", never why.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -213,18 +213,15 @@ fn seal_with_nonce(
     plaintext: &[u8],
     nonce: [u8; NONCE_LEN],
 ) -> Vec<u8> {
-    let ct = c
-        .encrypt(
-            &XNonce::from(nonce),
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .expect("plaintext below the AEAD limit");
-    let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
+    // One copy: the plaintext goes straight to its place in the output and
+    // is encrypted there.
+    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
     out.extend_from_slice(&nonce);
-    out.extend(ct);
+    out.extend_from_slice(plaintext);
+    let tag = c
+        .encrypt_inout_detached(&XNonce::from(nonce), aad, (&mut out[NONCE_LEN..]).into())
+        .expect("plaintext below the AEAD limit");
+    out.extend_from_slice(&tag);
     out
 }
 
@@ -233,14 +230,12 @@ fn open_with(c: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>
         return Err(AuthError);
     }
     let nonce: [u8; NONCE_LEN] = sealed[..NONCE_LEN].try_into().unwrap();
-    c.decrypt(
-        &XNonce::from(nonce),
-        Payload {
-            msg: &sealed[NONCE_LEN..],
-            aad,
-        },
-    )
-    .map_err(|_| AuthError)
+    let (body, tag) = sealed[NONCE_LEN..].split_at(sealed.len() - OVERHEAD);
+    let mut out = body.to_vec();
+    let tag = chacha20poly1305::Tag::try_from(tag).map_err(|_| AuthError)?;
+    c.decrypt_inout_detached(&XNonce::from(nonce), aad, (&mut out[..]).into(), &tag)
+        .map_err(|_| AuthError)?;
+    Ok(out)
 }
 
 /// A keyed cipher for blobs; the AAD binds each blob to its kind and id.
