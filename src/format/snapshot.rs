@@ -33,9 +33,7 @@ pub struct Summary {
     /// Problems that made the snapshot incomplete (capped at 1000).
     pub warnings: Vec<String>,
     /// Command outputs and stdin stored under `/.snap-streams`, in the
-    /// order they ran. Added after version 1 was first written: a snapshot
-    /// that ends before this field parses with it empty.
-    #[serde(default)]
+    /// order they ran.
     pub streams: Vec<StreamSummary>,
 }
 
