@@ -207,14 +207,23 @@ fn clear_path(path: &Path) -> Result<()> {
 
 /// Creates a new, empty file of `size` bytes (all hole).
 fn create_file(path: &Path, size: u64) -> Result<()> {
-    clear_path(path)?;
-    let f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(path)
+    };
+    // Usually nothing is there (one syscall); otherwise clear it and retry.
+    let f = match create() {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            clear_path(path)?;
+            create().map_err(|e| Error::io(path, e))?
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
     f.set_len(size).map_err(|e| Error::io(path, e))
 }
 

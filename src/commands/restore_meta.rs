@@ -10,8 +10,9 @@ use crate::format::tree::{Node, NodeKind};
 use crate::{Error, Result};
 
 fn is_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    *ROOT.get_or_init(|| unsafe { libc::geteuid() == 0 })
 }
 
 fn cpath(p: &Path) -> Result<CString> {
