@@ -256,6 +256,9 @@ fn write_skipping_zeros(f: &fs::File, data: &[u8], off: u64) -> std::io::Result<
     Ok(())
 }
 
+/// Largest span of a pack read at once by restore.
+const READ_WINDOW: u64 = 8 << 20;
+
 struct BlobUse {
     entry: PackEntry,
     targets: Vec<(u32, u64)>,
@@ -370,7 +373,24 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
     let errors = Mutex::new(Vec::new());
     let damaged = Mutex::new(Vec::<u32>::new());
     let written = AtomicU64::new(0);
-    by_pack.par_iter().for_each(|(pack, blobs)| {
+    // Each pack is read front to back once, in windows of at most
+    // READ_WINDOW bytes so that memory does not grow with the pack size.
+    let mut windows: Vec<(&PackId, &[BlobUse])> = Vec::new();
+    for (pack, blobs) in &by_pack {
+        let mut i = 0;
+        while i < blobs.len() {
+            let first = blobs[i].entry.offset;
+            let mut j = i + 1;
+            while j < blobs.len()
+                && blobs[j].entry.offset + blobs[j].entry.stored_len as u64 - first <= READ_WINDOW
+            {
+                j += 1;
+            }
+            windows.push((pack, &blobs[i..j]));
+            i = j;
+        }
+    }
+    windows.par_iter().for_each(|&(pack, blobs)| {
         let first = blobs.first().expect("non-empty").entry.offset;
         let last = blobs.last().expect("non-empty");
         let end = last.entry.offset + last.entry.stored_len as u64;
