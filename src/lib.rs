@@ -5,6 +5,7 @@
 //! `source` reads the file system for `create`.
 
 pub mod backend;
+pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod error;

@@ -20,11 +20,13 @@ pub struct Global {
     /// Repository location: a directory, or an object-store URL.
     #[arg(short = 'r', long, env = "SNAP_REPO", global = true)]
     pub repo: Option<String>,
-    /// Read the password from this file (first line).
-    #[arg(long, env = "SNAP_PASSWORD_FILE", global = true)]
+    /// Read the password from this file (first line); wins over
+    /// SNAP_PASSWORD [env: SNAP_PASSWORD_FILE, after SNAP_PASSWORD].
+    #[arg(long, global = true, conflicts_with = "password_command")]
     pub password_file: Option<PathBuf>,
-    /// Run this shell command and use its first output line as the password.
-    #[arg(long, env = "SNAP_PASSWORD_COMMAND", global = true)]
+    /// Run this shell command and use its first output line as the password
+    /// [env: SNAP_PASSWORD_COMMAND, after SNAP_PASSWORD and SNAP_PASSWORD_FILE].
+    #[arg(long, global = true)]
     pub password_command: Option<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]

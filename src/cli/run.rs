@@ -19,6 +19,9 @@ use crate::Error;
 
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
+    // Repository objects, caches and staging files are private to the user
+    // (an existing group-readable repository keeps that: `open_repo`).
+    crate::child::set_umask(0o077);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -119,12 +122,27 @@ fn open_repo(cli: &Cli) -> Result<Arc<Repository>> {
     // A missing repository or an unknown format version is reported before
     // a password is asked for; the config is read once.
     let raw = Repository::check_format_version(be.as_ref())?;
+    keep_repository_mode(&loc);
     let pw = get_password(cli, false)?;
     Ok(Arc::new(Repository::open_with_config(
         be,
         &raw,
         pw.as_bytes(),
     )?))
+}
+
+/// New objects of a local repository whose `config` is group-readable are
+/// group-readable too (as an admin set it up); others stay 0600/0700.
+fn keep_repository_mode(loc: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if backend::object::is_object_url(loc) {
+        return;
+    }
+    if let Ok(m) = std::fs::metadata(Path::new(loc).join("config")) {
+        if m.permissions().mode() & 0o040 != 0 {
+            crate::child::set_umask(0o027);
+        }
+    }
 }
 
 fn parse_time(s: &str) -> Result<i64> {

@@ -5,8 +5,9 @@
 //!
 //! Commands run without a shell (`--from-command`, words split with simple
 //! shell-like quoting) or, when asked, through `sh -c` (`--from-shell`).
-//! They inherit snap's environment (so `PGPASSWORD`, `PGPASSFILE`,
-//! `MYSQL_PWD`, ... reach them) and get `/dev/null` as stdin. Each runs in
+//! They inherit snap's environment but for its secrets (`crate::child`:
+//! `PGPASSWORD`, `PGPASSFILE`, `MYSQL_PWD`, ... reach them; snap's password
+//! and cloud credentials do not) and get `/dev/null` as stdin. Each runs in
 //! its own process group so that a timeout kills a whole pipeline, not
 //! just the shell in front of it. Memory stays bounded: stdout is chunked
 //! from one fixed buffer and only the last [`STDERR_TAIL`] bytes of stderr
@@ -15,7 +16,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -121,27 +122,6 @@ pub fn split_words(s: &str) -> std::result::Result<Vec<String>, String> {
     Ok(words)
 }
 
-/// Masks the password of `--password=X`, `--passwd=X` and `scheme://user:X@`.
-fn mask_secrets(word: &str) -> String {
-    for opt in ["--password=", "--passwd="] {
-        if let Some(rest) = word.strip_prefix(opt) {
-            if !rest.is_empty() {
-                return format!("{opt}***");
-            }
-        }
-    }
-    if let Some(i) = word.find("://") {
-        let after = &word[i + 3..];
-        let auth_end = after.find('/').unwrap_or(after.len());
-        if let Some(at) = after[..auth_end].rfind('@') {
-            if let Some(colon) = after[..at].find(':') {
-                return format!("{}{}:***{}", &word[..i + 3], &after[..colon], &after[at..]);
-            }
-        }
-    }
-    word.to_string()
-}
-
 fn split_spec<'a>(flag: &str, spec: &'a str) -> Result<(&'a str, &'a str)> {
     let (name, cmd) = spec
         .split_once('=')
@@ -166,11 +146,7 @@ impl StreamSource {
                  command; use --from-shell {name}=... for a pipeline"
             )));
         }
-        let label = argv
-            .iter()
-            .map(|w| mask_secrets(w))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let label = crate::child::mask_command_line(&argv).join(" ");
         Ok(StreamSource {
             name: name.to_string(),
             input: StreamInput::Command(argv),
@@ -182,12 +158,10 @@ impl StreamSource {
     /// Parses `--from-shell NAME=SHELL COMMAND LINE`: run as `sh -c LINE`.
     pub fn parse_shell(spec: &str, timeout: Option<Duration>) -> Result<StreamSource> {
         let (name, cmd) = split_spec("--from-shell", spec)?;
+        let words: Vec<&str> = cmd.split(' ').collect();
         let label = format!(
             "sh -c {}",
-            cmd.split(' ')
-                .map(mask_secrets)
-                .collect::<Vec<_>>()
-                .join(" ")
+            crate::child::mask_command_line(&words).join(" ")
         );
         Ok(StreamSource {
             name: name.to_string(),
@@ -336,7 +310,7 @@ fn with_stderr(msg: String, stderr: &[u8]) -> Error {
 }
 
 fn spawn(s: &StreamSource, argv: &[String]) -> Result<Child> {
-    Command::new(&argv[0])
+    crate::child::command(&argv[0])
         .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -491,9 +465,7 @@ pub fn to_command(
     snapshot: &str,
     cmd: &str,
 ) -> Result<u64> {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
+    let mut child = crate::child::shell(cmd)
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Command(format!("cannot start --to-command: {e}")))?;
@@ -576,7 +548,6 @@ mod tests {
         let s = StreamSource::parse_command("db=pg_dump postgresql://app:pw@db:5432/app", None)
             .unwrap();
         assert_eq!(s.label, "pg_dump postgresql://app:***@db:5432/app");
-        assert_eq!(mask_secrets("https://host/a:b@c"), "https://host/a:b@c");
     }
 
     #[test]
