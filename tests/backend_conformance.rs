@@ -42,6 +42,9 @@ fn suite(be: Arc<dyn Backend>, big: usize) {
         "{loc}: CreateNew must refuse an existing object"
     );
     assert_eq!(be.read(FileKind::Key, "k1").unwrap(), b"key one");
+    // A retried create-if-absent finding its own bytes has succeeded.
+    be.write(FileKind::Key, "k1", b"key one", WriteMode::CreateNew)
+        .unwrap_or_else(|e| panic!("{loc}: CreateNew of the same bytes again: {e}"));
     be.write(FileKind::Key, "k1", b"key 1 again", WriteMode::Overwrite)
         .unwrap();
     assert_eq!(be.read(FileKind::Key, "k1").unwrap(), b"key 1 again");

@@ -6,7 +6,9 @@
 //! * `write` and `put_file` are atomic: a reader sees the whole object or
 //!   nothing, never a prefix, also after a crash.
 //! * `write` with [`WriteMode::CreateNew`] fails with
-//!   [`BackendError::AlreadyExists`] when the object exists.
+//!   [`BackendError::AlreadyExists`] when the object exists, unless it holds
+//!   exactly the bytes being written (a retried request whose first attempt
+//!   landed): that is the writer's own object, and the write succeeds.
 //! * Once `write`/`put_file` returned, the object is durable.
 //! * `read_range` returns exactly the requested bytes or an error.
 

@@ -71,6 +71,12 @@ pub enum Command {
     Key(KeyCommand),
     /// Copy missing snapshots (raw objects) to or from another copy of this repository.
     Sync(SyncArgs),
+    /// Remove locks of snap processes that are gone (and say which were kept, and why).
+    Unlock {
+        /// Remove every lock, also of processes that may be running elsewhere.
+        #[arg(long)]
+        remove_all: bool,
+    },
 }
 
 #[derive(Debug, Args)]

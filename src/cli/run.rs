@@ -213,6 +213,31 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         }
         Command::Check(a) => run_check(cli, a, p),
         Command::Sync(a) => super::sync::run(&repo_location(cli)?, a, p),
+        Command::Unlock { remove_all } => {
+            let repo = open_repo(cli)?;
+            let r = commands::unlock::run(&repo, *remove_all)?;
+            let text: Vec<String> = r
+                .locks
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} locks/{} (pid {} on {}): {}",
+                        if l.removed { "removed" } else { "kept" },
+                        l.name,
+                        l.pid,
+                        l.host,
+                        l.reason
+                    )
+                })
+                .collect();
+            let text = if text.is_empty() {
+                "no locks".to_string()
+            } else {
+                text.join("\n")
+            };
+            p.line(&text, &serde_json::to_value(&r)?);
+            Ok(exit::OK)
+        }
         Command::Forget(a) => super::prune::run_forget(a, &*open_repo(cli)?, p),
         Command::Prune(a) => super::prune::run_prune(a, &*open_repo(cli)?, p),
         Command::Repair(RepairCommand::Index) => {

@@ -490,6 +490,9 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         incomplete: !summary.warnings.is_empty(),
         summary,
     };
+    // The commit point: only while our registration is provably still ours
+    // (format-spec/07, L5).
+    create_lock.ensure_held()?;
     let id = repo.save_snapshot(&snap)?;
     create_lock.release()?;
     Ok(CreateReport {

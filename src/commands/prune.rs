@@ -27,7 +27,8 @@ use serde::Serialize;
 use super::retention::{GroupBy, GroupKey, Item, Policy};
 use crate::backend::FileKind;
 use crate::format::{BlobId, BlobKind, PackId, SnapshotId};
-use crate::repository::locks::{self, CREATE_PREFIX, PRUNE_PREFIX};
+use crate::repository::host::ProcessIdentity;
+use crate::repository::locks::{self, Liveness, StaleWatch, Verdict, CREATE_PREFIX, PRUNE_PREFIX};
 use crate::repository::packer::OpenPack;
 use crate::repository::Repository;
 use crate::{Error, Result};
@@ -314,85 +315,135 @@ fn choose(
     Ok(garbage)
 }
 
-/// Waits until every create registered now has ended; removes the
-/// registrations of dead processes on this host.
-fn wait_for_creates(repo: &Repository, opts: &PruneOptions, gc: &mut GcReport) -> Result<()> {
-    let started = Instant::now();
-    let mut waiting: Vec<String> = Vec::new();
-    for (name, info) in locks::list(repo, CREATE_PREFIX)? {
-        if info.as_ref().is_some_and(|i| i.is_stale()) {
-            repo.backend().delete(FileKind::Lock, &name)?;
-            gc.stale_locks_removed += 1;
-        } else {
-            waiting.push(name);
-        }
+/// How long to sleep between two looks at the locks we wait for: often at
+/// first (a create about to finish), then at most once a second.
+fn poll_interval(waited: Duration) -> Duration {
+    if waited < Duration::from_secs(2) {
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(1)
     }
-    gc.creates_waited = waiting.len() as u64;
-    while !waiting.is_empty() {
+}
+
+/// Waits until every create registered now has ended, removing the
+/// registrations judged stale (format-spec/07, rules L1-L4).
+fn wait_for_creates(repo: &Repository, opts: &PruneOptions, gc: &mut GcReport) -> Result<()> {
+    let me = ProcessIdentity::current();
+    let mut watch = StaleWatch::default();
+    let started = Instant::now();
+    let mut waiting: Vec<String> = locks::list_raw(repo, CREATE_PREFIX)?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let mut first = true;
+    loop {
         let mut still = Vec::new();
+        let mut why = Vec::new();
         for name in waiting {
-            if locks::exists(repo, &name)? {
-                // A holder may die while we wait.
-                let stale = repo
-                    .backend()
-                    .read(FileKind::Lock, &name)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<locks::LockInfo>(&b).ok())
-                    .is_some_and(|i| i.is_stale());
-                if stale {
+            let Some(bytes) = locks::read(repo, &name)? else {
+                continue;
+            };
+            match locks::judge(&name, &bytes, &me, &mut watch) {
+                Verdict::Stale(_) => {
                     repo.backend().delete(FileKind::Lock, &name)?;
                     gc.stale_locks_removed += 1;
-                } else {
+                }
+                Verdict::Live(w) => {
+                    why.push(format!("locks/{name}: {w}"));
                     still.push(name);
                 }
             }
         }
+        if first {
+            gc.creates_waited = still.len() as u64;
+            first = false;
+        }
         waiting = still;
         if waiting.is_empty() {
-            break;
+            return Ok(());
         }
         if started.elapsed() > opts.lock_wait {
             return Err(Error::Invalid(format!(
                 "gave up after {:?} waiting for running backups ({}); nothing was deleted. \
-                 If no backup is running, remove locks/{} and retry",
+                 If none of them is running, `snap unlock` removes their locks",
                 opts.lock_wait,
-                waiting.join(", "),
-                waiting[0]
+                why.join("; ")
             )));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(poll_interval(started.elapsed()));
+    }
+}
+
+/// Removes prune intents whose process is provably gone (a stale intent
+/// only makes creates store data again, but it should not outlive the next
+/// prune). Intents that cannot be judged from here are left alone.
+fn remove_dead_intents(repo: &Repository, gc: &mut GcReport) -> Result<()> {
+    let me = ProcessIdentity::current();
+    for (name, info) in locks::list(repo, PRUNE_PREFIX)? {
+        if let Some(i) = info {
+            if matches!(i.liveness(&me), Liveness::Dead(_)) {
+                repo.backend().delete(FileKind::Lock, &name)?;
+                gc.stale_locks_removed += 1;
+            }
+        }
     }
     Ok(())
 }
 
 /// Claims the right to prune: our intent is written; another live prune's
-/// intent makes us back off, a dead one's is removed.
-fn claim(repo: &Repository, mine: &str, gc: &mut GcReport) -> Result<()> {
-    for (name, info) in locks::list(repo, PRUNE_PREFIX)? {
-        if name == mine {
-            continue;
-        }
-        match info {
-            Some(i) if i.is_stale() => {
-                // Its candidates were excluded by creates since it was
-                // written; ours are listed in our own intent from now on.
-                repo.backend().delete(FileKind::Lock, &name)?;
-                gc.stale_locks_removed += 1;
+/// intent makes us back off, a stale one is removed. An intent that cannot
+/// be judged from here is watched until it is refreshed (a running prune:
+/// back off), removed, or stale.
+fn claim(repo: &Repository, mine: &str, opts: &PruneOptions, gc: &mut GcReport) -> Result<()> {
+    let me = ProcessIdentity::current();
+    let mut watch = StaleWatch::default();
+    let mut first_seen: HashMap<String, Vec<u8>> = HashMap::new();
+    let started = Instant::now();
+    loop {
+        let mut undecided = Vec::new();
+        for (name, bytes) in locks::list_raw(repo, PRUNE_PREFIX)? {
+            if name == mine {
+                continue;
             }
-            Some(i) => {
+            let info = serde_json::from_slice::<locks::LockInfo>(&bytes).ok();
+            if let Some(Liveness::Alive) = info.as_ref().map(|i| i.liveness(&me)) {
                 return Err(Error::Invalid(format!(
-                    "another prune is running (locks/{name}, pid {} on {}); try again later",
-                    i.pid, i.host
-                )))
+                    "another prune is running (locks/{name}, {}); try again later",
+                    info.map(|i| i.describe()).unwrap_or_default()
+                )));
             }
-            None => {
+            // Refreshed while we watch: its prune is running.
+            let first = first_seen
+                .entry(name.clone())
+                .or_insert_with(|| bytes.clone());
+            if *first != bytes {
                 return Err(Error::Invalid(format!(
-                    "locks/{name} does not parse; remove it if no prune is running"
-                )))
+                    "another prune is running (locks/{name} is being refreshed); try again later"
+                )));
+            }
+            match locks::judge(&name, &bytes, &me, &mut watch) {
+                Verdict::Stale(_) => {
+                    // Its candidates were excluded by creates since it was
+                    // written; ours are listed in our own intent from now on.
+                    repo.backend().delete(FileKind::Lock, &name)?;
+                    gc.stale_locks_removed += 1;
+                }
+                Verdict::Live(w) => {
+                    undecided.push(format!("locks/{name}: {w}"));
+                }
             }
         }
+        if undecided.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > opts.lock_wait {
+            return Err(Error::Invalid(format!(
+                "another prune may be running ({}); try again later, or `snap unlock` if it is not",
+                undecided.join("; ")
+            )));
+        }
+        std::thread::sleep(poll_interval(started.elapsed()));
     }
-    Ok(())
 }
 
 /// Copies blobs into new packs (verifying each one first), publishes and
@@ -496,6 +547,9 @@ fn collect_garbage(repo: &Repository, opts: &PruneOptions) -> Result<GcReport> {
     drop(snaps);
     let candidates = choose(repo, &needed, opts, &mut gc)?;
     if opts.dry_run || candidates.is_empty() {
+        if !opts.dry_run {
+            remove_dead_intents(repo, &mut gc)?;
+        }
         gc.bytes_freed = gc.bytes_deleted as i64;
         return Ok(gc);
     }
@@ -504,7 +558,7 @@ fn collect_garbage(repo: &Repository, opts: &PruneOptions) -> Result<GcReport> {
     let intent = locks::write_prune_intent(repo, &candidates)?;
     checkpoint();
     let name = intent.name().to_string();
-    claim(repo, &name, &mut gc)?;
+    claim(repo, &name, opts, &mut gc)?;
     wait_for_creates(repo, opts, &mut gc)?;
     checkpoint();
     // Snapshots committed meanwhile may use blobs of candidates.

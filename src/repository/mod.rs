@@ -2,6 +2,7 @@
 //! index. Reading and writing blobs, trees and snapshots goes through here.
 
 pub mod blobs;
+pub mod host;
 pub mod locks;
 pub mod open;
 pub mod packer;
@@ -21,7 +22,7 @@ pub use open::{InitOptions, KdfStrength};
 
 /// An unlocked repository.
 pub struct Repository {
-    backend: Box<dyn Backend>,
+    backend: std::sync::Arc<dyn Backend>,
     config: Config,
     key: MasterKey,
     cipher: BlobCipher,
@@ -39,6 +40,12 @@ impl Repository {
     /// The storage backend.
     pub fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()
+    }
+
+    /// A shared handle on the storage backend (for threads that outlive a
+    /// borrow, such as a lock's heartbeat).
+    pub fn backend_handle(&self) -> std::sync::Arc<dyn Backend> {
+        self.backend.clone()
     }
 
     /// The verified config.

@@ -214,7 +214,7 @@ impl Repository {
         let (index, fresh) = Index::open_or_recreate(&index_path)?;
         let repo = Repository {
             cipher: key.blob_cipher(),
-            backend,
+            backend: backend.into(),
             config,
             key,
             index: Mutex::new(index),
