@@ -103,6 +103,12 @@ pub enum Error {
     /// A dump command failed.
     #[error("{0}")]
     Command(String),
+    /// A signal asked the command to stop; it stopped cleanly.
+    #[error("interrupted by {}: stopped cleanly, nothing half-done was committed", crate::interrupt::name(*signal))]
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+    },
 }
 
 /// Result alias for the library.

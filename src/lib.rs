@@ -11,6 +11,7 @@ pub mod commands;
 pub mod error;
 pub mod format;
 pub mod index;
+pub mod interrupt;
 pub mod pipeline;
 pub mod repository;
 pub mod source;

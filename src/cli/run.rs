@@ -22,6 +22,9 @@ pub fn main() -> i32 {
     // Repository objects, caches and staging files are private to the user
     // (an existing group-readable repository keeps that: `open_repo`).
     crate::child::set_umask(0o077);
+    if let Err(e) = crate::interrupt::install() {
+        eprintln!("snap: cannot install signal handlers: {e}");
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -92,6 +95,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn code_for(e: &anyhow::Error) -> i32 {
     match e.downcast_ref::<Error>() {
+        Some(Error::Interrupted { signal }) => 128 + signal,
         Some(Error::WrongPassword { .. }) => exit::WRONG_PASSWORD,
         Some(Error::NoRepository { .. }) => exit::NO_REPOSITORY,
         Some(Error::Damaged(_)) | Some(Error::Corrupt { .. }) | Some(Error::Missing { .. }) => {

@@ -234,20 +234,37 @@ struct WatchState {
 }
 
 impl Watchdog {
+    /// Watches the command: kills its group when it runs past `timeout`,
+    /// or when snap is asked to stop (SIGINT/SIGTERM: a dump that produces
+    /// no output for a long time must not keep snap from stopping).
     fn start(pgid: i32, timeout: Option<Duration>) -> Watchdog {
         let state = Arc::new((Mutex::new(WatchState::default()), Condvar::new()));
-        if let Some(t) = timeout {
-            let st = state.clone();
-            std::thread::spawn(move || {
-                let (lock, cv) = &*st;
-                let g = lock.lock().unwrap();
-                let (mut g, _) = cv.wait_timeout_while(g, t, |s| !s.exited).unwrap();
-                if !g.exited {
+        let st = state.clone();
+        std::thread::spawn(move || {
+            let deadline = timeout.map(|t| std::time::Instant::now() + t);
+            let (lock, cv) = &*st;
+            let mut g = lock.lock().unwrap();
+            loop {
+                if g.exited {
+                    return;
+                }
+                let now = std::time::Instant::now();
+                if crate::interrupt::received().is_some() {
+                    kill_group(pgid);
+                    return;
+                }
+                if deadline.is_some_and(|d| now >= d) {
                     g.fired = true;
                     kill_group(pgid);
+                    return;
                 }
-            });
-        }
+                let mut wait = Duration::from_millis(100);
+                if let Some(d) = deadline {
+                    wait = wait.min(d - now);
+                }
+                g = cv.wait_timeout(g, wait).unwrap().0;
+            }
+        });
         Watchdog { state }
     }
 
@@ -346,6 +363,8 @@ fn run_command(
     let status = child
         .wait()
         .map_err(|e| Error::Command(format!("stream {}: wait failed: {e}", s.name)))?;
+    // Killed because snap is stopping: say that, not "killed by signal 9".
+    crate::interrupt::check()?;
     let err_text = err_reader.join().unwrap_or_default();
     let (ids, n) = stored?.map_err(|e| {
         with_stderr(
