@@ -106,40 +106,45 @@ fn resolve(stored: &[PackId], prefixes: &[String]) -> Result<Vec<PackId>> {
     Ok(out)
 }
 
-/// Every entry of `pack` that can be located: the header's if it reads,
-/// with whatever the index and the damage records know besides.
-fn known_entries(repo: &Repository, pack: &PackId) -> Result<Vec<PackEntry>> {
-    let mut by_id: BTreeMap<BlobId, PackEntry> = BTreeMap::new();
-    if let Ok((_, header)) = repo.read_pack_header(pack) {
-        by_id.extend(header.into_iter().map(|e| (e.id, e)));
-    }
-    let index = repo.index();
-    for e in index
-        .pack_all_entries(pack)?
-        .into_iter()
-        .chain(index.damaged_entries(pack)?)
-    {
-        by_id.entry(e.id).or_insert(e);
-    }
-    let mut v: Vec<PackEntry> = by_id.into_values().collect();
-    v.sort_by_key(|e| e.offset);
-    Ok(v)
-}
-
-/// Reads a pack and sorts its entries into intact and damaged.
-fn verify(repo: &Repository, pack: &PackId, entries: &[PackEntry]) -> Result<Vec<bool>> {
+/// Reads a pack whole and verifies every blob of it that can be located:
+/// the entries of its header if that reads, and whatever the index and
+/// the damage records know besides (all a truncated pack has). Returns each
+/// entry with whether it verified. A pack that is gone has nothing intact;
+/// any other error reaching storage stops the repair, so that nothing is
+/// deleted on the strength of a failed read.
+fn verify(repo: &Repository, pack: &PackId) -> Result<Vec<(PackEntry, bool)>> {
     let bytes = match repo.backend().read(FileKind::Pack, &pack.to_hex()) {
-        Ok(b) => b,
-        Err(e) if e.is_not_found() => return Ok(vec![false; entries.len()]),
+        Ok(b) => Some(b),
+        Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e.into()),
     };
+    let mut by_id: BTreeMap<BlobId, PackEntry> = BTreeMap::new();
+    if let Some(b) = &bytes {
+        if let Ok(header) = repo.parse_pack_header(pack, b, b.len() as u64) {
+            by_id.extend(header.into_iter().map(|e| (e.id, e)));
+        }
+    }
+    {
+        let index = repo.index();
+        for e in index
+            .pack_all_entries(pack)?
+            .into_iter()
+            .chain(index.damaged_entries(pack)?)
+        {
+            by_id.entry(e.id).or_insert(e);
+        }
+    }
+    let mut entries: Vec<PackEntry> = by_id.into_values().collect();
+    entries.sort_by_key(|e| e.offset);
     Ok(entries
-        .iter()
+        .into_iter()
         .map(|e| {
             let s = e.offset as usize;
-            bytes
-                .get(s..s + e.stored_len as usize)
-                .is_some_and(|sealed| repo.decode_blob(pack, e, sealed).is_ok())
+            let ok = bytes.as_ref().is_some_and(|b| {
+                b.get(s..s + e.stored_len as usize)
+                    .is_some_and(|sealed| repo.decode_blob(pack, &e, sealed).is_ok())
+            });
+            (e, ok)
         })
         .collect())
 }
@@ -168,25 +173,24 @@ fn assess(
     let mut planned: HashSet<BlobId> = HashSet::new();
     let mut damaged_ids: Vec<(usize, BlobId)> = Vec::new();
     for (pack, reason) in targets {
-        let entries = known_entries(repo, pack)?;
-        let ok = verify(repo, pack, &entries)?;
+        let checked = verify(repo, pack)?;
         let mut a = Assessed {
             row: PackRepair {
                 pack: pack.to_hex(),
                 reason: reason.clone(),
-                blobs: entries.len() as u64,
+                blobs: checked.len() as u64,
                 ..Default::default()
             },
             to_copy: Vec::new(),
         };
-        if entries.is_empty() {
+        if checked.is_empty() {
             a.row.note = Some(
                 "its header does not read and the index knows none of its blobs: \
                  nothing can be salvaged"
                     .into(),
             );
         }
-        for (e, ok) in entries.iter().zip(ok) {
+        for (e, ok) in &checked {
             if !ok {
                 a.row.damaged += 1;
                 damaged_ids.push((out.len(), e.id));
