@@ -63,7 +63,7 @@ pub enum Command {
     Forget(super::prune::ForgetArgs),
     /// Apply a retention policy and free space no snapshot needs.
     Prune(super::prune::PruneArgs),
-    /// Repair repository caches.
+    /// Repair the index, damaged packs, or snapshots that lost data.
     #[command(subcommand)]
     Repair(RepairCommand),
     /// Manage passwords (keys).
@@ -218,6 +218,10 @@ pub struct CheckArgs {
 pub enum RepairCommand {
     /// Rebuild the index from the pack headers.
     Index,
+    /// Salvage the intact blobs of damaged packs into new packs, then remove the damaged packs.
+    Packs(super::repair::RepairPacksArgs),
+    /// Rewrite snapshots around lost or damaged data (tagged `repaired`).
+    Snapshots(super::repair::RepairSnapshotsArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,7 @@ mod args;
 mod output;
 mod password;
 mod prune;
+mod repair;
 mod run;
 mod sync;
 

@@ -180,6 +180,9 @@ impl Printer {
         for e in &r.errors {
             eprintln!("error: {e}");
         }
+        for a in &r.advice {
+            eprintln!("{a}");
+        }
         if !self.quiet {
             println!(
                 "checked {} snapshots, {} trees, {} packs; read {} packs ({})",
@@ -203,6 +206,12 @@ impl Printer {
         }
         for d in &r.packs_damaged {
             eprintln!("error: pack {d} has an unreadable header; its blobs are not indexed");
+        }
+        for d in &r.packs_truncated {
+            eprintln!(
+                "error: pack {d} has another size than indexed (truncated); \
+                 its blobs are recorded damaged (`snap repair packs`)"
+            );
         }
         if !self.quiet {
             println!("index rebuilt: {} packs indexed", r.packs_added);

@@ -206,6 +206,12 @@ fn print_prune(p: &Printer, r: &PruneReport) {
             human(g.bytes_freed.max(0) as u64),
             human(g.bytes_needed)
         );
+        if g.packs_damaged_kept > 0 {
+            println!(
+                "left {} damaged pack(s) for `snap repair packs`, which salvages what is intact",
+                g.packs_damaged_kept
+            );
+        }
         if g.creates_waited > 0 || g.stale_locks_removed > 0 {
             println!(
                 "waited for {} running backup(s); removed {} stale lock(s)",

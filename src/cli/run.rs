@@ -248,11 +248,19 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             let repo = open_repo(cli)?;
             let r = repo.rebuild_index()?;
             p.repair(&r);
-            Ok(if r.packs_damaged.is_empty() {
-                exit::OK
-            } else {
-                exit::DAMAGED
-            })
+            Ok(
+                if r.packs_damaged.is_empty() && r.packs_truncated.is_empty() {
+                    exit::OK
+                } else {
+                    exit::DAMAGED
+                },
+            )
+        }
+        Command::Repair(RepairCommand::Packs(a)) => {
+            super::repair::run_packs(a, &*open_repo(cli)?, p)
+        }
+        Command::Repair(RepairCommand::Snapshots(a)) => {
+            super::repair::run_snapshots(a, open_repo(cli)?, p)
         }
         Command::Key(KeyCommand::Add { new_password_file }) => {
             let repo = open_repo(cli)?;

@@ -1,18 +1,24 @@
 //! `snap check`: structure (snapshots -> trees -> blobs -> index -> packs)
 //! and, with `--read-data`, every byte: each pack is read, its hash and
-//! header checked and every blob authenticated and verified. Every problem
-//! names the snapshots and files it affects.
+//! header checked and every blob authenticated and verified.
+//!
+//! What is found damaged is recorded in the index (`repository::damage`),
+//! so that the next `create` stores those blobs again. Every problem names
+//! the snapshots and files it affects, and the report says how to recover
+//! (`docs/repair.md`).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::backend::FileKind;
+use crate::format::pack::PackEntry;
 use crate::format::{BlobId, PackId, SnapshotId};
 use crate::repository::Repository;
 use crate::{Error, Result};
@@ -43,56 +49,107 @@ pub struct CheckReport {
     pub errors: Vec<String>,
     /// Things worth knowing that lose no data.
     pub warnings: Vec<String>,
+    /// Snapshots that cannot be restored completely (full ids).
+    pub affected_snapshots: Vec<String>,
+    /// How to recover, in the order to try (empty when nothing is lost).
+    pub advice: Vec<String>,
 }
 
-struct Structure<'a> {
+/// An error's message without the advice the library adds for other
+/// commands (check does not tell its user to run check).
+fn describe(e: &Error) -> String {
+    match e {
+        Error::Corrupt { what, why } => format!("{what} is damaged: {why}"),
+        Error::Missing { what } => format!("{what} is missing from the repository"),
+        e => e.to_string(),
+    }
+}
+
+/// Why a blob cannot be used, or `None` when an intact copy is indexed.
+struct Usable<'a> {
     repo: &'a Repository,
-    visited: HashSet<BlobId>,
-    missing: HashSet<BlobId>,
-    report: &'a mut CheckReport,
+    /// Blobs indexed in packs that are gone from storage.
+    lost: &'a HashMap<BlobId, PackId>,
 }
 
-impl Structure<'_> {
-    fn walk(&mut self, snap: &SnapshotId, tree: &BlobId, at: &Path) {
-        if !self.visited.insert(*tree) {
-            return;
+impl Usable<'_> {
+    fn problem(&self, kind: &str, id: &BlobId) -> Result<Option<String>> {
+        if let Some(p) = self.lost.get(id) {
+            return Ok(Some(format!(
+                "{kind} blob {} is in lost pack {}",
+                id.short(),
+                p.short()
+            )));
         }
-        self.report.trees += 1;
-        let t = match self.repo.load_tree(tree) {
-            Ok(t) => t,
+        if self.repo.index().contains(id)? {
+            return Ok(None);
+        }
+        Ok(Some(match self.repo.index().damaged_blob(id)? {
+            Some((p, _)) => format!("{kind} blob {} is damaged (pack {})", id.short(), p.short()),
+            None => format!("{kind} blob {} is missing", id.short()),
+        }))
+    }
+}
+
+/// One thing a snapshot cannot restore: a path relative to the tree, and why.
+type Hits = Rc<Vec<(PathBuf, String)>>;
+
+/// Walks every snapshot's trees once (trees shared by snapshots are
+/// remembered), naming each file and directory that cannot be restored.
+struct Walk<'a> {
+    usable: Usable<'a>,
+    clean: HashSet<BlobId>,
+    hits: HashMap<BlobId, Hits>,
+    trees: u64,
+}
+
+impl Walk<'_> {
+    fn tree(&mut self, id: &BlobId) -> Result<Hits> {
+        if self.clean.contains(id) {
+            return Ok(Rc::default());
+        }
+        if let Some(h) = self.hits.get(id) {
+            return Ok(h.clone());
+        }
+        self.trees += 1;
+        let mut hits = Vec::new();
+        match self.usable.repo.load_tree(id) {
             Err(e) => {
-                self.report.errors.push(format!(
-                    "snapshot {}: directory {}: {e}",
-                    snap.short(),
-                    at.display()
-                ));
-                return;
+                let why = match self.usable.problem("tree", id)? {
+                    Some(p) => p,
+                    None => describe(&e),
+                };
+                hits.push((PathBuf::new(), format!("its listing is lost: {why}")));
             }
-        };
-        for n in &t.nodes {
-            let p = at.join(OsStr::from_bytes(&n.name));
-            for id in &n.content {
-                if self.missing.contains(id) {
-                    continue;
-                }
-                match self.repo.index().contains(id) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        self.missing.insert(*id);
-                        self.report.errors.push(format!(
-                            "snapshot {}: file {}: data blob {} is missing",
-                            snap.short(),
-                            p.display(),
-                            id.short()
-                        ));
+            Ok(t) => {
+                for n in &t.nodes {
+                    let name = Path::new(OsStr::from_bytes(&n.name));
+                    for c in &n.content {
+                        if let Some(why) = self.usable.problem("data", c)? {
+                            hits.push((name.to_path_buf(), why));
+                            break;
+                        }
                     }
-                    Err(e) => self.report.errors.push(e.to_string()),
+                    if let Some(sub) = n.subtree {
+                        for (p, why) in self.tree(&sub)?.iter() {
+                            let at = if p.as_os_str().is_empty() {
+                                name.to_path_buf()
+                            } else {
+                                name.join(p)
+                            };
+                            hits.push((at, why.clone()));
+                        }
+                    }
                 }
-            }
-            if let Some(sub) = n.subtree {
-                self.walk(snap, &sub, &p);
             }
         }
+        if hits.is_empty() {
+            self.clean.insert(*id);
+            return Ok(Rc::default());
+        }
+        let hits = Rc::new(hits);
+        self.hits.insert(*id, hits.clone());
+        Ok(hits)
     }
 }
 
@@ -111,58 +168,6 @@ fn choose_packs(all: Vec<(String, u64)>, opts: &CheckOptions) -> Vec<(String, u6
     }
 }
 
-/// Maps damaged blobs to the snapshot files that use them.
-fn affected_files(repo: &Repository, bad: &HashSet<BlobId>, out: &mut Vec<String>) -> Result<()> {
-    let mut clean: HashSet<BlobId> = HashSet::new();
-    let mut memo: HashMap<BlobId, Vec<PathBuf>> = HashMap::new();
-    fn walk(
-        repo: &Repository,
-        tree: &BlobId,
-        bad: &HashSet<BlobId>,
-        clean: &mut HashSet<BlobId>,
-        memo: &mut HashMap<BlobId, Vec<PathBuf>>,
-    ) -> Vec<PathBuf> {
-        if clean.contains(tree) {
-            return Vec::new();
-        }
-        if let Some(v) = memo.get(tree) {
-            return v.clone();
-        }
-        let mut hits = Vec::new();
-        if bad.contains(tree) {
-            hits.push(PathBuf::from("(this directory listing)"));
-        } else if let Ok(t) = repo.load_tree(tree) {
-            for n in &t.nodes {
-                let name = PathBuf::from(OsStr::from_bytes(&n.name));
-                if n.content.iter().any(|c| bad.contains(c)) {
-                    hits.push(name.clone());
-                }
-                if let Some(sub) = n.subtree {
-                    for h in walk(repo, &sub, bad, clean, memo) {
-                        hits.push(name.join(h));
-                    }
-                }
-            }
-        }
-        if hits.is_empty() {
-            clean.insert(*tree);
-        } else {
-            memo.insert(*tree, hits.clone());
-        }
-        hits
-    }
-    for (id, s) in repo.snapshots()? {
-        for f in walk(repo, &s.tree, bad, &mut clean, &mut memo) {
-            out.push(format!(
-                "snapshot {}: file /{} is damaged",
-                id.short(),
-                f.display()
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// Runs `snap check`.
 pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     let mut report = CheckReport::default();
@@ -176,23 +181,28 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     let stored_map: HashMap<String, u64> = stored.iter().cloned().collect();
     let indexed = repo.index().packs()?;
     let indexed_set: HashSet<String> = indexed.iter().map(|(p, _, _)| p.to_hex()).collect();
-    let mut lost: HashSet<BlobId> = HashSet::new();
+    let mut lost: HashMap<BlobId, PackId> = HashMap::new();
+    // Packs with damage, whether found now or recorded before.
+    let mut damaged_packs: HashSet<PackId> = HashSet::new();
     for (pack, _, size) in &indexed {
         match stored_map.get(&pack.to_hex()) {
             None => {
                 report.errors.push(format!(
-                    "pack {} is in the index but missing from storage",
+                    "pack {} is in the index but missing from storage (lost)",
                     pack.short()
                 ));
-                lost.extend(repo.index().pack_entries(pack)?.iter().map(|e| e.id));
+                for e in repo.index().pack_entries(pack)? {
+                    lost.insert(e.id, *pack);
+                }
             }
             Some(s) if s != size => {
                 report.errors.push(format!(
-                    "pack {} has {s} bytes in storage, {size} in the index (truncated?)",
+                    "pack {} has {s} bytes in storage, {size} in the index (truncated)",
                     pack.short()
                 ));
-                // Name the files that use it, as for a missing pack.
-                lost.extend(repo.index().pack_entries(pack)?.iter().map(|e| e.id));
+                // Nothing in it counts until `repair packs` re-verifies it.
+                repo.record_pack_damaged(pack)?;
+                damaged_packs.insert(*pack);
             }
             _ => {}
         }
@@ -205,97 +215,208 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             ));
         }
     }
-    // Snapshots -> trees -> blobs.
-    let snaps = repo.backend().list(FileKind::Snapshot)?;
-    let mut st = Structure {
-        repo,
-        visited: HashSet::new(),
-        missing: HashSet::new(),
-        report: &mut report,
-    };
-    for (name, _) in &snaps {
-        let Some(id) = SnapshotId::from_hex(name) else {
-            st.report
-                .warnings
-                .push(format!("snapshots/{name}: not a snapshot name"));
-            continue;
-        };
-        match repo.load_snapshot(&id) {
-            Ok(s) => {
-                st.report.snapshots += 1;
-                st.walk(&id, &s.tree, Path::new("/"));
-            }
-            Err(e) => st.report.errors.push(e.to_string()),
-        }
-    }
-    // Data.
+
+    // Data: every blob that fails is recorded damaged by the read itself.
     let chosen = choose_packs(stored, opts);
-    let bad = Mutex::new(HashSet::<BlobId>::new());
+    let read: HashSet<PackId> = chosen
+        .iter()
+        .filter_map(|(n, _)| PackId::from_hex(n))
+        .collect();
     let errs = Mutex::new(Vec::<String>::new());
+    let found = Mutex::new(Vec::<(PackId, PackEntry, String)>::new());
+    let whole = Mutex::new(Vec::<PackId>::new());
     let bytes = std::sync::atomic::AtomicU64::new(0);
     chosen.par_iter().for_each(|(name, _)| {
         let Some(pack) = PackId::from_hex(name) else {
             return;
         };
         match verify_pack(repo, &pack) {
-            Ok((n, damaged)) => {
-                bytes.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                for (id, e) in damaged {
-                    errs.lock().unwrap().push(e);
-                    bad.lock().unwrap().insert(id);
+            Ok(v) => {
+                bytes.fetch_add(v.bytes, std::sync::atomic::Ordering::Relaxed);
+                errs.lock().unwrap().extend(v.problems);
+                let mut f = found.lock().unwrap();
+                f.extend(v.damaged.into_iter().map(|(e, why)| (pack, e, why)));
+                if v.unreadable {
+                    whole.lock().unwrap().push(pack);
                 }
             }
-            Err(e) => {
-                errs.lock().unwrap().push(e.to_string());
-                if let Ok(entries) = repo.index().pack_entries(&pack) {
-                    bad.lock().unwrap().extend(entries.iter().map(|e| e.id));
-                }
-            }
+            Err(e) => errs
+                .lock()
+                .unwrap()
+                .push(format!("pack {}: {}", pack.short(), describe(&e))),
         }
     });
     report.packs_read = chosen.len() as u64;
     report.bytes_read = bytes.into_inner();
     report.errors.extend(errs.into_inner().unwrap());
-    let mut bad = bad.into_inner().unwrap();
-    bad.extend(lost);
-    if !bad.is_empty() {
-        affected_files(repo, &bad, &mut report.errors)?;
+    for pack in whole.into_inner().unwrap() {
+        // Damaged whole: its indexed blobs no longer count.
+        repo.record_pack_damaged(&pack)?;
+        damaged_packs.insert(pack);
     }
+    // Reads record each damaged blob as they find it (best effort); record
+    // them again here so that a failure to write the index is reported.
+    let mut found = found.into_inner().unwrap();
+    found.sort_by_key(|(p, e, _)| (*p, e.offset));
+    for (p, e, why) in &found {
+        repo.record_damaged(p, std::slice::from_ref(e))?;
+        damaged_packs.insert(*p);
+        let copy = if repo.index().contains(&e.id)? {
+            " (an intact copy exists in another pack)"
+        } else {
+            ""
+        };
+        report.errors.push(format!("{why}{copy}"));
+    }
+    // Damage recorded earlier (by a check or any read) in packs not read now.
+    for (p, n) in repo.index().damaged_packs()? {
+        if stored_map.contains_key(&p.to_hex()) && !read.contains(&p) && damaged_packs.insert(p) {
+            report.errors.push(format!(
+                "pack {} holds {n} blob(s) found damaged by an earlier check or read",
+                p.short()
+            ));
+        }
+    }
+
+    // Snapshots -> trees -> blobs, naming what cannot be restored.
+    let mut walk = Walk {
+        usable: Usable { repo, lost: &lost },
+        clean: HashSet::new(),
+        hits: HashMap::new(),
+        trees: 0,
+    };
+    let mut affected: Vec<SnapshotId> = Vec::new();
+    for (name, _) in repo.backend().list(FileKind::Snapshot)? {
+        let Some(id) = SnapshotId::from_hex(&name) else {
+            report
+                .warnings
+                .push(format!("snapshots/{name}: not a snapshot name"));
+            continue;
+        };
+        let s = match repo.load_snapshot(&id) {
+            Ok(s) => s,
+            Err(e) => {
+                report.errors.push(describe(&e));
+                continue;
+            }
+        };
+        report.snapshots += 1;
+        let hits = walk.tree(&s.tree)?;
+        if !hits.is_empty() {
+            affected.push(id);
+        }
+        for (p, why) in hits.iter() {
+            let path = Path::new("/").join(p);
+            let what = if why.starts_with("its listing") {
+                "directory"
+            } else {
+                "file"
+            };
+            report.errors.push(format!(
+                "snapshot {}: {what} {}: {why}",
+                id.short(),
+                path.display()
+            ));
+        }
+    }
+    report.trees = walk.trees;
+    report.affected_snapshots = affected.iter().map(|s| s.to_hex()).collect();
+    report.advice = advice(&affected, &damaged_packs, !lost.is_empty());
     Ok(report)
 }
 
+/// How to recover, in the order to try.
+fn advice(affected: &[SnapshotId], damaged: &HashSet<PackId>, lost: bool) -> Vec<String> {
+    if affected.is_empty() {
+        if damaged.is_empty() {
+            return Vec::new();
+        }
+        return vec![format!(
+            "no snapshot needs the damaged data (intact copies exist): \
+             `snap repair packs` removes the {} damaged pack(s)",
+            damaged.len()
+        )];
+    }
+    let ids: Vec<String> = affected.iter().map(|s| s.short()).collect();
+    let mut v = vec![format!(
+        "{} snapshot(s) cannot be restored completely: {}",
+        affected.len(),
+        ids.join(" ")
+    )];
+    let replace = if damaged.is_empty() {
+        String::new()
+    } else {
+        " (for a damaged pack, run `snap repair packs` first so that the other copy replaces it)"
+            .to_string()
+    };
+    let what = match (lost, !damaged.is_empty()) {
+        (true, true) => "lost and damaged packs",
+        (true, false) => "lost packs",
+        (false, true) => "damaged packs",
+        (false, false) => "missing data",
+    };
+    v.push(format!(
+        "1. if another copy of this repository (made by `snap sync`) holds the {what}, \
+         copy them back: `snap sync --from MIRROR`{replace}"
+    ));
+    v.push(
+        "2. otherwise keep what is intact: `snap repair packs` (salvages the intact blobs of \
+         damaged packs and removes them), then `snap repair snapshots --forget` (rewrites the \
+         affected snapshots around what is lost)"
+            .to_string(),
+    );
+    v.push(
+        "3. then run `snap create` again for sources still on disk: it stores the lost data \
+         again, which also heals older snapshots that share it"
+            .to_string(),
+    );
+    v
+}
+
+/// What reading one pack found.
+#[derive(Debug, Default)]
+pub struct PackVerdict {
+    /// Bytes read.
+    pub bytes: u64,
+    /// Blobs that failed authentication or their id, with a message each.
+    pub damaged: Vec<(PackEntry, String)>,
+    /// Problems of the pack as a whole.
+    pub problems: Vec<String>,
+    /// The header does not read: the pack is damaged whole.
+    pub unreadable: bool,
+}
+
 /// Reads one pack whole and verifies its name, header and every blob.
-/// Returns bytes read and the damaged blobs with a message each.
-pub fn verify_pack(repo: &Repository, pack: &PackId) -> Result<(u64, Vec<(BlobId, String)>)> {
+pub fn verify_pack(repo: &Repository, pack: &PackId) -> Result<PackVerdict> {
     let bytes = repo.backend().read(FileKind::Pack, &pack.to_hex())?;
     let n = bytes.len() as u64;
-    if blake3::hash(&bytes).as_bytes() != &pack.0 {
-        let mut damaged = Vec::new();
-        // The header may still be readable: check blob by blob to say which are hit.
-        let entries = repo.parse_pack_header(pack, &bytes, n)?;
-        for e in &entries {
-            let s = e.offset as usize;
-            if let Err(err) = repo.decode_blob(pack, e, &bytes[s..s + e.stored_len as usize]) {
-                damaged.push((e.id, err.to_string()));
-            }
+    let mut v = PackVerdict {
+        bytes: n,
+        ..Default::default()
+    };
+    let entries = match repo.parse_pack_header(pack, &bytes, n) {
+        Ok(e) => e,
+        Err(e) => {
+            v.problems.push(describe(&e));
+            v.unreadable = true;
+            return Ok(v);
         }
-        if damaged.is_empty() {
-            damaged.push((
-                BlobId([0; 32]),
-                format!("pack {}: content does not match its name", pack.short()),
-            ));
-        }
-        return Ok((n, damaged));
-    }
-    let entries = repo.parse_pack_header(pack, &bytes, n)?;
-    let indexed = repo.index().pack_entries(pack)?;
-    let mut damaged = Vec::new();
+    };
     for e in &entries {
         let s = e.offset as usize;
         if let Err(err) = repo.decode_blob(pack, e, &bytes[s..s + e.stored_len as usize]) {
-            damaged.push((e.id, err.to_string()));
+            v.damaged.push((*e, describe(&err)));
         }
     }
+    if v.damaged.is_empty() && blake3::hash(&bytes).as_bytes() != &pack.0 {
+        v.problems.push(format!(
+            "pack {}: content does not match its name (every blob is intact; \
+             `snap repair packs {}` rewrites it)",
+            pack.short(),
+            pack.short()
+        ));
+    }
+    let indexed = repo.index().pack_entries(pack)?;
     let in_header: HashSet<_> = entries
         .iter()
         .map(|e| (e.id, e.offset, e.stored_len))
@@ -304,15 +425,12 @@ pub fn verify_pack(repo: &Repository, pack: &PackId) -> Result<(u64, Vec<(BlobId
         .iter()
         .any(|i| !in_header.contains(&(i.id, i.offset, i.stored_len)))
     {
-        damaged.push((
-            BlobId([0; 32]),
-            format!(
-                "pack {}: index entries differ from the pack header (run `snap repair index`)",
-                pack.short()
-            ),
+        v.problems.push(format!(
+            "pack {}: index entries differ from the pack header (run `snap repair index`)",
+            pack.short()
         ));
     }
-    Ok((n, damaged))
+    Ok(v)
 }
 
 /// Turns a report with errors into the error `check` exits with.

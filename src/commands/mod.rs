@@ -7,6 +7,7 @@ pub mod dump;
 pub mod forget;
 pub mod ls;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 mod restore_meta;
 pub mod retention;

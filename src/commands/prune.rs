@@ -26,9 +26,12 @@ use serde::Serialize;
 
 use super::retention::{GroupBy, GroupKey, Item, Policy};
 use crate::backend::FileKind;
+use crate::format::pack::PackEntry;
 use crate::format::{BlobId, BlobKind, PackId, SnapshotId};
 use crate::repository::host::ProcessIdentity;
-use crate::repository::locks::{self, Liveness, StaleWatch, Verdict, CREATE_PREFIX, PRUNE_PREFIX};
+use crate::repository::locks::{
+    self, Liveness, LockGuard, StaleWatch, Verdict, CREATE_PREFIX, PRUNE_PREFIX,
+};
 use crate::repository::packer::OpenPack;
 use crate::repository::Repository;
 use crate::{Error, Result};
@@ -117,6 +120,9 @@ pub struct GcReport {
     pub creates_waited: u64,
     /// Stale locks of dead processes removed.
     pub stale_locks_removed: u64,
+    /// Packs with blobs recorded damaged, left for `snap repair packs`
+    /// (which salvages what is intact) rather than collected.
+    pub packs_damaged_kept: u64,
 }
 
 /// What `prune` did.
@@ -253,6 +259,29 @@ fn walk(repo: &Repository, root: &BlobId, needed: &mut HashSet<BlobId>) -> Resul
     Ok(())
 }
 
+/// [`walk`] for a snapshot; a tree that is lost or damaged names the
+/// snapshot and the way out (prune needs every snapshot's trees).
+fn walk_snapshot(
+    repo: &Repository,
+    id: &SnapshotId,
+    root: &BlobId,
+    needed: &mut HashSet<BlobId>,
+) -> Result<()> {
+    walk(repo, root, needed).map_err(|e| match e {
+        Error::Missing { what } => Error::Damaged(format!(
+            "snapshot {}: {what} is missing; prune needs every tree of every snapshot: \
+             run `snap repair snapshots --forget` first (docs/repair.md)",
+            id.short()
+        )),
+        Error::Corrupt { what, why } => Error::Damaged(format!(
+            "snapshot {}: {what} is damaged ({why}); prune needs every tree of every \
+             snapshot: run `snap repair snapshots --forget` first (docs/repair.md)",
+            id.short()
+        )),
+        e => e,
+    })
+}
+
 struct Candidate {
     id: PackId,
     size: u64,
@@ -270,10 +299,20 @@ fn choose(
 ) -> Result<Vec<PackId>> {
     let packs = repo.index().packs()?;
     gc.packs_before = packs.len() as u64;
+    let damaged: HashSet<PackId> = repo
+        .index()
+        .damaged_packs()?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
     let mut garbage = Vec::new();
     let mut partial = Vec::new();
     for (id, _, size) in packs {
         gc.bytes_before += size;
+        if damaged.contains(&id) {
+            gc.packs_damaged_kept += 1;
+            continue;
+        }
         let entries = repo.index().pack_entries(&id)?;
         let live: u64 = entries
             .iter()
@@ -327,7 +366,7 @@ fn poll_interval(waited: Duration) -> Duration {
 
 /// Waits until every create registered now has ended, removing the
 /// registrations judged stale (format-spec/07, rules L1-L4).
-fn wait_for_creates(repo: &Repository, opts: &PruneOptions, gc: &mut GcReport) -> Result<()> {
+fn wait_for_creates(repo: &Repository, lock_wait: Duration, gc: &mut GcReport) -> Result<()> {
     let me = ProcessIdentity::current();
     let mut watch = StaleWatch::default();
     let started = Instant::now();
@@ -362,11 +401,11 @@ fn wait_for_creates(repo: &Repository, opts: &PruneOptions, gc: &mut GcReport) -
         if waiting.is_empty() {
             return Ok(());
         }
-        if started.elapsed() > opts.lock_wait {
+        if started.elapsed() > lock_wait {
             return Err(Error::Invalid(format!(
                 "gave up after {:?} waiting for running backups ({}); nothing was deleted. \
                  If none of them is running, `snap unlock` removes their locks",
-                opts.lock_wait,
+                lock_wait,
                 why.join("; ")
             )));
         }
@@ -394,7 +433,7 @@ fn remove_dead_intents(repo: &Repository, gc: &mut GcReport) -> Result<()> {
 /// intent makes us back off, a stale one is removed. An intent that cannot
 /// be judged from here is watched until it is refreshed (a running prune:
 /// back off), removed, or stale.
-fn claim(repo: &Repository, mine: &str, opts: &PruneOptions, gc: &mut GcReport) -> Result<()> {
+fn claim(repo: &Repository, mine: &str, lock_wait: Duration, gc: &mut GcReport) -> Result<()> {
     let me = ProcessIdentity::current();
     let mut watch = StaleWatch::default();
     let mut first_seen: HashMap<String, Vec<u8>> = HashMap::new();
@@ -436,7 +475,7 @@ fn claim(repo: &Repository, mine: &str, opts: &PruneOptions, gc: &mut GcReport) 
         if undecided.is_empty() {
             return Ok(());
         }
-        if started.elapsed() > opts.lock_wait {
+        if started.elapsed() > lock_wait {
             return Err(Error::Invalid(format!(
                 "another prune may be running ({}); try again later, or `snap unlock` if it is not",
                 undecided.join("; ")
@@ -446,20 +485,27 @@ fn claim(repo: &Repository, mine: &str, opts: &PruneOptions, gc: &mut GcReport) 
     }
 }
 
+/// Blobs to copy into new packs: by source pack, their header entries.
+pub(crate) type CopyPlan = BTreeMap<PackId, Vec<PackEntry>>;
+
 /// Copies blobs into new packs (verifying each one first), publishes and
-/// indexes them. Returns the new packs.
-fn copy_blobs(
+/// indexes them. Strict (prune): a blob that does not verify stops the
+/// copy with its error, before anything is deleted. With `salvage`
+/// (`repair packs`): such blobs, and those of a pack that is gone, are
+/// skipped and returned.
+pub(crate) fn copy_blobs(
     repo: &Repository,
-    plan: &BTreeMap<PackId, Vec<BlobId>>,
+    plan: &CopyPlan,
+    salvage: bool,
     gc: &mut GcReport,
-) -> Result<Vec<PackId>> {
+) -> Result<Vec<(PackId, PackEntry)>> {
     let staging = match repo.backend().staging_dir() {
         Some(d) => d,
         None => repo.cache_dir().join("staging"),
     };
     std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
     let mut open: HashMap<BlobKind, OpenPack> = HashMap::new();
-    let res = copy_into(repo, plan, gc, &staging, &mut open);
+    let res = copy_into(repo, plan, salvage, gc, &staging, &mut open);
     // On failure (e.g. a full disk) give the staging space back at once:
     // every staging file of this process is ours.
     for (_, p) in open.drain() {
@@ -480,37 +526,50 @@ fn copy_blobs(
 
 fn copy_into(
     repo: &Repository,
-    plan: &BTreeMap<PackId, Vec<BlobId>>,
+    plan: &CopyPlan,
+    salvage: bool,
     gc: &mut GcReport,
     staging: &std::path::Path,
     open: &mut HashMap<BlobKind, OpenPack>,
-) -> Result<Vec<PackId>> {
-    let mut written = Vec::new();
-    let publish = |p: OpenPack, gc: &mut GcReport, written: &mut Vec<PackId>| -> Result<()> {
+) -> Result<Vec<(PackId, PackEntry)>> {
+    let mut skipped = Vec::new();
+    let publish = |p: OpenPack, gc: &mut GcReport| -> Result<()> {
         let f = p.finish(repo.key())?;
         repo.backend()
             .put_file(FileKind::Pack, &f.id.to_hex(), &f.path)?;
         repo.index().add_pack(&f.id, f.kind, f.size, &f.entries)?;
         gc.packs_written += 1;
         gc.bytes_written += f.size;
-        written.push(f.id);
         checkpoint();
         Ok(())
     };
-    for (pack, blobs) in plan {
-        let want: HashSet<&BlobId> = blobs.iter().collect();
-        let (len, entries) = repo.read_pack_header(pack)?;
-        let bytes = repo.backend().read(FileKind::Pack, &pack.to_hex())?;
-        if bytes.len() as u64 != len {
-            return Err(Error::corrupt(format!("pack {pack}"), "size changed"));
-        }
-        for e in entries.iter().filter(|e| want.contains(&e.id)) {
+    for (pack, entries) in plan {
+        let bytes = match repo.backend().read(FileKind::Pack, &pack.to_hex()) {
+            Ok(b) => b,
+            Err(e) if salvage && e.is_not_found() => {
+                skipped.extend(entries.iter().map(|e| (*pack, *e)));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for e in entries {
             let s = e.offset as usize;
-            let sealed = bytes
-                .get(s..s + e.stored_len as usize)
-                .ok_or_else(|| Error::corrupt(format!("pack {pack}"), "blob outside the pack"))?;
-            // Never carry damaged data forward: check before copying.
-            repo.decode_blob(pack, e, sealed)?;
+            let verified = match bytes.get(s..s + e.stored_len as usize) {
+                None => Err(Error::corrupt(
+                    format!("pack {pack}"),
+                    "blob outside the pack (truncated?)",
+                )),
+                // Never carry damaged data forward: check before copying.
+                Some(sealed) => repo.decode_blob(pack, e, sealed).map(|_| sealed),
+            };
+            let sealed = match verified {
+                Ok(sealed) => sealed,
+                Err(_) if salvage => {
+                    skipped.push((*pack, *e));
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             let slot = match open.entry(e.kind) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => {
@@ -521,7 +580,7 @@ fn copy_into(
             gc.blobs_copied += 1;
             if slot.len() >= repo.config().pack_size {
                 let p = open.remove(&e.kind).expect("just used");
-                publish(p, gc, &mut written)?;
+                publish(p, gc)?;
             }
         }
     }
@@ -529,10 +588,42 @@ fn copy_into(
         if p.is_empty() {
             p.abandon();
         } else {
-            publish(p, gc, &mut written)?;
+            publish(p, gc)?;
         }
     }
-    Ok(written)
+    Ok(skipped)
+}
+
+/// Steps 2 and 3 of the protocol, for every command that deletes packs
+/// (prune, `repair packs`): writes the intent naming `packs`, backs off if
+/// another prune is running, and waits until every create registered now
+/// has ended. Creates that start later never deduplicate against `packs`.
+/// The intent is removed when the guard is released or dropped.
+pub(crate) fn announce_deletion(
+    repo: &Repository,
+    packs: &[PackId],
+    lock_wait: Duration,
+    gc: &mut GcReport,
+) -> Result<LockGuard> {
+    let intent = locks::write_prune_intent(repo, packs)?;
+    checkpoint();
+    let name = intent.name().to_string();
+    claim(repo, &name, lock_wait, gc)?;
+    wait_for_creates(repo, lock_wait, gc)?;
+    checkpoint();
+    Ok(intent)
+}
+
+/// Step 7: removes each pack from the index, from storage, and from the
+/// index again (a concurrent index sync may have re-added it meanwhile).
+pub(crate) fn delete_packs(repo: &Repository, packs: &[PackId]) -> Result<()> {
+    for pack in packs {
+        repo.index().remove_pack(pack)?;
+        repo.backend().delete(FileKind::Pack, &pack.to_hex())?;
+        repo.index().remove_pack(pack)?;
+        checkpoint();
+    }
+    Ok(())
 }
 
 fn collect_garbage(repo: &Repository, opts: &PruneOptions) -> Result<GcReport> {
@@ -541,8 +632,8 @@ fn collect_garbage(repo: &Repository, opts: &PruneOptions) -> Result<GcReport> {
     let snaps = repo.snapshots()?;
     let seen: HashSet<SnapshotId> = snaps.iter().map(|(id, _)| *id).collect();
     let mut needed = HashSet::new();
-    for (_, s) in &snaps {
-        walk(repo, &s.tree, &mut needed)?;
+    for (id, s) in &snaps {
+        walk_snapshot(repo, id, &s.tree, &mut needed)?;
     }
     drop(snaps);
     let candidates = choose(repo, &needed, opts, &mut gc)?;
@@ -555,17 +646,12 @@ fn collect_garbage(repo: &Repository, opts: &PruneOptions) -> Result<GcReport> {
     }
     let cand_set: HashSet<PackId> = candidates.iter().copied().collect();
     // From here on, creates that start do not use the candidates.
-    let intent = locks::write_prune_intent(repo, &candidates)?;
-    checkpoint();
-    let name = intent.name().to_string();
-    claim(repo, &name, opts, &mut gc)?;
-    wait_for_creates(repo, opts, &mut gc)?;
-    checkpoint();
+    let intent = announce_deletion(repo, &candidates, opts.lock_wait, &mut gc)?;
     // Snapshots committed meanwhile may use blobs of candidates.
     repo.sync_index()?;
     for (id, s) in repo.snapshots()? {
         if !seen.contains(&id) {
-            walk(repo, &s.tree, &mut needed)?;
+            walk_snapshot(repo, &id, &s.tree, &mut needed)?;
         }
     }
     // Needed blobs indexed in a candidate with no copy outside: copy them.
@@ -585,7 +671,19 @@ fn collect_garbage(repo: &Repository, opts: &PruneOptions) -> Result<GcReport> {
         }
     }
     let copied: Vec<BlobId> = plan.values().flatten().copied().collect();
-    copy_blobs(repo, &plan, &mut gc)?;
+    let mut entries = CopyPlan::new();
+    for (pack, blobs) in &plan {
+        let want: HashSet<&BlobId> = blobs.iter().collect();
+        let (_, header) = repo.read_pack_header(pack)?;
+        entries.insert(
+            *pack,
+            header
+                .into_iter()
+                .filter(|e| want.contains(&e.id))
+                .collect(),
+        );
+    }
+    copy_blobs(repo, &entries, false, &mut gc)?;
     // Every needed blob must now live outside the candidates.
     for id in &copied {
         let copies = repo.index().blob_packs(id)?;
@@ -598,13 +696,7 @@ fn collect_garbage(repo: &Repository, opts: &PruneOptions) -> Result<GcReport> {
         }
     }
     checkpoint();
-    for pack in &candidates {
-        repo.index().remove_pack(pack)?;
-        repo.backend().delete(FileKind::Pack, &pack.to_hex())?;
-        // A concurrent index sync may have re-added it meanwhile.
-        repo.index().remove_pack(pack)?;
-        checkpoint();
-    }
+    delete_packs(repo, &candidates)?;
     intent.release()?;
     gc.bytes_freed = gc.bytes_deleted as i64 - gc.bytes_written as i64;
     Ok(gc)

@@ -88,6 +88,14 @@ struct Plan {
     dirs: Vec<(PathBuf, Node)>,
     files: Vec<FilePlan>,
     others: Vec<(PathBuf, Node)>,
+    /// Directories whose listing is lost or damaged: not restored.
+    lost: Vec<String>,
+}
+
+/// Whether an error means the object is lost or damaged (restore goes on
+/// without it) rather than that storage could not be reached.
+fn is_damage(e: &Error) -> bool {
+    matches!(e, Error::Missing { .. } | Error::Corrupt { .. })
 }
 
 struct Walker<'a> {
@@ -122,7 +130,21 @@ impl Walker<'_> {
                     let idx = plan.dirs.len();
                     plan.dirs.push((op.clone(), node.clone()));
                     let sub = node.subtree.expect("validated dir node");
-                    let below = self.walk(&sub, &sp, &op, sel, plan)?;
+                    let below = match self.walk(&sub, &sp, &op, sel, plan) {
+                        Ok(b) => b,
+                        Err(e) if is_damage(&e) => {
+                            // Its own metadata is here, its entries are
+                            // not: it is not created, and named.
+                            plan.dirs.truncate(idx);
+                            plan.lost.push(format!(
+                                "{}: NOT restored (directory listing lost: {e})",
+                                op.display()
+                            ));
+                            any = true;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     if !(sel || below) {
                         plan.dirs.truncate(idx);
                     } else {
@@ -274,13 +296,21 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
         hardlinks: HashMap::new(),
     };
     let mut plan = Plan::default();
-    walker.walk(root, Path::new("/"), &target, false, &mut plan)?;
+    match walker.walk(root, Path::new("/"), &target, false, &mut plan) {
+        Ok(_) => {}
+        Err(e) if is_damage(&e) => plan.lost.push(format!(
+            "{}: NOT restored (the snapshot's root directory listing is lost: {e})",
+            target.display()
+        )),
+        Err(e) => return Err(e),
+    }
     make_dir(&target, &target)?;
     for (d, _) in &plan.dirs {
         make_dir(&target, d)?;
     }
     let mut report = RestoreReport {
         dirs: plan.dirs.len() as u64,
+        errors: std::mem::take(&mut plan.lost),
         ..Default::default()
     };
 

@@ -143,6 +143,23 @@ impl Index {
                 PRIMARY KEY(id, pack)) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS blob_copies_by_pack ON blob_copies(pack);",
         )?;
+        // Blobs found damaged (failed authentication or their id) in a
+        // pack still in storage, keyed by pack *id* (not rowid) so that the
+        // record survives `clear()` and a rebuild from the pack headers.
+        // Such a location is never in `blobs`/`blob_copies`: the index
+        // treats the blob as absent there (see `mark_damaged`).
+        self.conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS damaged(
+                pack BLOB NOT NULL,
+                id BLOB NOT NULL,
+                kind INTEGER NOT NULL,
+                compression INTEGER NOT NULL,
+                offset INTEGER NOT NULL,
+                stored_len INTEGER NOT NULL,
+                raw_len INTEGER NOT NULL,
+                PRIMARY KEY(pack, id)) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS damaged_by_id ON damaged(id);",
+        )?;
         Ok(())
     }
 
@@ -237,6 +254,17 @@ impl Index {
                 |r| r.get(0),
             )
             .map_err(err)?;
+        // Blobs recorded damaged in this pack stay out (a header re-read
+        // must not bring them back).
+        let bad: std::collections::HashSet<Vec<u8>> = {
+            let mut st = tx
+                .prepare_cached("SELECT id FROM damaged WHERE pack = ?1")
+                .map_err(err)?;
+            let rows = st
+                .query_map(params![&pack.0[..]], |r| r.get::<_, Vec<u8>>(0))
+                .map_err(err)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(err)?
+        };
         {
             let mut st = tx
                 .prepare_cached(
@@ -251,7 +279,7 @@ impl Index {
                      WHERE EXISTS (SELECT 1 FROM blobs WHERE id = ?1 AND pack != ?2)",
                 )
                 .map_err(err)?;
-            for e in entries {
+            for e in entries.iter().filter(|e| !bad.contains(&e.id.0[..])) {
                 let row = params![
                     &e.id.0[..],
                     rowid,
@@ -289,6 +317,9 @@ impl Index {
             )
             .optional()
             .map_err(err)?;
+        // A pack that left storage takes its damage records with it.
+        tx.execute("DELETE FROM damaged WHERE pack = ?1", params![&pack.0[..]])
+            .map_err(err)?;
         let Some(rowid) = rowid else {
             return tx.commit().map_err(err);
         };
@@ -322,6 +353,217 @@ impl Index {
         tx.execute("DELETE FROM packs WHERE id = ?1", params![&pack.0[..]])
             .map_err(err)?;
         tx.commit().map_err(err)
+    }
+
+    /// Records blobs of `pack` found damaged (they failed authentication or
+    /// their id, or the pack is truncated): each leaves `blobs` and
+    /// `blob_copies` for that pack (a copy in another pack takes over its
+    /// location, as in [`Index::remove_pack`]) and is kept in `damaged`,
+    /// which `add_pack` consults and `clear` keeps. From then on lookups
+    /// treat the blob as absent unless another copy exists, so the next
+    /// `create` stores it again. Returns how many records are new.
+    pub fn mark_damaged(&mut self, pack: &PackId, entries: &[PackEntry]) -> Result<u64> {
+        let path = self.path.clone();
+        let err = |e| Error::Index {
+            path: path.clone(),
+            source: e,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let rowid: Option<i64> = tx
+            .query_row(
+                "SELECT rowid FROM packs WHERE id = ?1",
+                params![&pack.0[..]],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        let mut added = 0;
+        for e in entries {
+            added += tx
+                .execute(
+                    "INSERT OR IGNORE INTO damaged(pack, id, kind, compression, offset, stored_len, raw_len)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        &pack.0[..],
+                        &e.id.0[..],
+                        e.kind.code(),
+                        e.compression.code(),
+                        e.offset as i64,
+                        e.stored_len,
+                        e.raw_len
+                    ],
+                )
+                .map_err(err)? as u64;
+            let Some(rowid) = rowid else { continue };
+            tx.execute(
+                "DELETE FROM blob_copies WHERE id = ?1 AND pack = ?2",
+                params![&e.id.0[..], rowid],
+            )
+            .map_err(err)?;
+            let moved = tx
+                .execute(
+                    "DELETE FROM blobs WHERE id = ?1 AND pack = ?2",
+                    params![&e.id.0[..], rowid],
+                )
+                .map_err(err)?;
+            if moved > 0 {
+                tx.execute(
+                    "INSERT INTO blobs(id, pack, kind, compression, offset, stored_len, raw_len)
+                     SELECT id, min(pack), kind, compression, offset, stored_len, raw_len
+                     FROM blob_copies WHERE id = ?1 GROUP BY id",
+                    params![&e.id.0[..]],
+                )
+                .map_err(err)?;
+                tx.execute(
+                    "DELETE FROM blob_copies WHERE id = ?1
+                       AND pack = (SELECT b.pack FROM blobs b WHERE b.id = ?1)",
+                    params![&e.id.0[..]],
+                )
+                .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(added)
+    }
+
+    /// Records every blob of `pack` the index knows (its locations and its
+    /// extra copies) as damaged: for a pack that is truncated or whose
+    /// header no longer reads. Returns how many records are new.
+    pub fn mark_pack_damaged(&mut self, pack: &PackId) -> Result<u64> {
+        let all = self.pack_all_entries(pack)?;
+        self.mark_damaged(pack, &all)
+    }
+
+    /// Every entry of one pack the index knows: its blob locations and its
+    /// extra copies (not the entries recorded damaged).
+    pub fn pack_all_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
+        let mut all = self.pack_entries(pack)?;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT c.id, c.kind, c.compression, c.offset, c.stored_len, c.raw_len
+                 FROM blob_copies c JOIN packs p ON p.rowid = c.pack WHERE p.id = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![&pack.0[..]], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, u32>(5)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (id, kind, comp, offset, stored_len, raw_len) = row.map_err(|e| self.err(e))?;
+            let bad = || Error::corrupt(format!("index {}", self.path.display()), "bad copy row");
+            all.push(PackEntry {
+                id: BlobId::from_slice(&id).ok_or_else(bad)?,
+                kind: BlobKind::from_code(kind).ok_or_else(bad)?,
+                compression: Compression::from_code(comp).ok_or_else(bad)?,
+                offset: offset as u64,
+                stored_len,
+                raw_len,
+            });
+        }
+        all.sort_by_key(|e| e.offset);
+        Ok(all)
+    }
+
+    /// Packs with blobs recorded damaged, with how many.
+    pub fn damaged_packs(&self) -> Result<Vec<(PackId, u64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT pack, count(*) FROM damaged GROUP BY pack ORDER BY pack")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (p, n) = row.map_err(|e| self.err(e))?;
+            let bad = || Error::corrupt(format!("index {}", self.path.display()), "bad damage row");
+            out.push((PackId::from_slice(&p).ok_or_else(bad)?, n as u64));
+        }
+        Ok(out)
+    }
+
+    fn damaged_rows(&self, sql: &str, key: &[u8]) -> Result<Vec<(PackId, PackEntry)>> {
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![key], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, u8>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, u32>(5)?,
+                    r.get::<_, u32>(6)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (pack, id, kind, comp, offset, stored_len, raw_len) =
+                row.map_err(|e| self.err(e))?;
+            let bad = || Error::corrupt(format!("index {}", self.path.display()), "bad damage row");
+            out.push((
+                PackId::from_slice(&pack).ok_or_else(bad)?,
+                PackEntry {
+                    id: BlobId::from_slice(&id).ok_or_else(bad)?,
+                    kind: BlobKind::from_code(kind).ok_or_else(bad)?,
+                    compression: Compression::from_code(comp).ok_or_else(bad)?,
+                    offset: offset as u64,
+                    stored_len,
+                    raw_len,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The entries recorded damaged in one pack, by offset.
+    pub fn damaged_entries(&self, pack: &PackId) -> Result<Vec<PackEntry>> {
+        Ok(self
+            .damaged_rows(
+                "SELECT pack, id, kind, compression, offset, stored_len, raw_len
+                 FROM damaged WHERE pack = ?1 ORDER BY offset",
+                &pack.0,
+            )?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect())
+    }
+
+    /// Where a blob was recorded damaged (any pack), if it was.
+    pub fn damaged_blob(&self, id: &BlobId) -> Result<Option<(PackId, PackEntry)>> {
+        Ok(self
+            .damaged_rows(
+                "SELECT pack, id, kind, compression, offset, stored_len, raw_len
+                 FROM damaged WHERE id = ?1 ORDER BY pack LIMIT 1",
+                &id.0,
+            )?
+            .into_iter()
+            .next())
+    }
+
+    /// Drops the damage records of packs that are no longer in storage.
+    pub fn retain_damaged(&mut self, present: &std::collections::HashSet<PackId>) -> Result<()> {
+        for (p, _) in self.damaged_packs()? {
+            if !present.contains(&p) {
+                self.conn
+                    .execute("DELETE FROM damaged WHERE pack = ?1", params![&p.0[..]])
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Every indexed pack holding a copy of this blob (its location first).
@@ -464,7 +706,9 @@ impl Index {
         Ok(Some(out))
     }
 
-    /// Drops every row (before a rebuild).
+    /// Drops every row (before a rebuild) except the damage records: a
+    /// pack header still lists a damaged blob, and the rebuild must not
+    /// index it again.
     pub fn clear(&mut self) -> Result<()> {
         self.conn
             .execute_batch(
@@ -529,5 +773,44 @@ mod tests {
         idx.remove_pack(&p2).unwrap();
         assert!(!idx.contains(&BlobId([7; 32])).unwrap());
         assert_eq!(idx.counts().unwrap(), (0, 0));
+    }
+
+    #[test]
+    fn damaged_blobs_are_absent_and_stay_out_across_a_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = Index::open(&dir.path().join("i.sqlite")).unwrap();
+        let (p1, p2) = (PackId([1; 32]), PackId([2; 32]));
+        let (a, b) = (BlobId([7; 32]), BlobId([8; 32]));
+        idx.add_pack(&p1, BlobKind::Data, 100, &[entry(7, 0), entry(8, 10)])
+            .unwrap();
+        idx.add_pack(&p2, BlobKind::Data, 100, &[entry(7, 50)])
+            .unwrap();
+        // 7 has a copy in p2, which takes over; 8 has none: absent.
+        assert_eq!(
+            idx.mark_damaged(&p1, &[entry(7, 0), entry(8, 10)]).unwrap(),
+            2
+        );
+        assert_eq!(idx.lookup(&a).unwrap().unwrap().pack, p2);
+        assert_eq!(idx.blob_packs(&a).unwrap(), vec![p2]);
+        assert!(!idx.contains(&b).unwrap());
+        assert_eq!(idx.damaged_blob(&b).unwrap().unwrap().0, p1);
+        assert_eq!(idx.damaged_packs().unwrap(), vec![(p1, 2)]);
+        // A rebuild from the headers keeps them out.
+        idx.clear().unwrap();
+        idx.add_pack(&p1, BlobKind::Data, 100, &[entry(7, 0), entry(8, 10)])
+            .unwrap();
+        idx.add_pack(&p2, BlobKind::Data, 100, &[entry(7, 50)])
+            .unwrap();
+        assert!(!idx.contains(&b).unwrap());
+        assert_eq!(idx.blob_packs(&a).unwrap(), vec![p2]);
+        assert_eq!(idx.damaged_entries(&p1).unwrap().len(), 2);
+        // When the pack leaves storage, its records go.
+        idx.remove_pack(&p1).unwrap();
+        assert!(idx.damaged_packs().unwrap().is_empty());
+        idx.mark_damaged(&p2, &[entry(7, 50)]).unwrap();
+        assert!(!idx.contains(&a).unwrap());
+        idx.retain_damaged(&std::collections::HashSet::new())
+            .unwrap();
+        assert!(idx.damaged_packs().unwrap().is_empty());
     }
 }

@@ -22,11 +22,24 @@ pub struct IndexSync {
     pub packs_removed: u64,
     /// Packs whose header could not be read (damaged); left out.
     pub packs_damaged: Vec<String>,
+    /// Indexed packs whose size in storage differs from the index
+    /// (truncated): recorded damaged whole (`snap repair packs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packs_truncated: Vec<String>,
 }
 
 impl Repository {
-    /// Decrypts, decompresses and verifies one stored blob.
+    /// Decrypts, decompresses and verifies one stored blob. A blob that
+    /// fails is recorded damaged in the index (`repository::damage`).
     pub fn decode_blob(&self, pack: &PackId, e: &PackEntry, sealed: &[u8]) -> Result<Vec<u8>> {
+        let r = self.decode_blob_only(pack, e, sealed);
+        if r.is_err() {
+            self.note_damaged(pack, e);
+        }
+        r
+    }
+
+    fn decode_blob_only(&self, pack: &PackId, e: &PackEntry, sealed: &[u8]) -> Result<Vec<u8>> {
         let what = || format!("blob {} in pack {}", e.id.short(), pack.short());
         let stored = self
             .cipher
@@ -128,20 +141,25 @@ impl Repository {
     /// are gone are dropped. Damaged packs are reported, not indexed.
     pub fn sync_index(&self) -> Result<IndexSync> {
         let stored = self.backend.list(FileKind::Pack)?;
-        let known: HashSet<PackId> = self
+        let known: std::collections::HashMap<PackId, u64> = self
             .index()
             .packs()?
             .into_iter()
-            .map(|(p, _, _)| p)
+            .map(|(p, _, size)| (p, size))
             .collect();
         let mut report = IndexSync::default();
         let mut present = HashSet::with_capacity(stored.len());
-        for (name, _) in &stored {
+        for (name, size) in &stored {
             let Some(id) = PackId::from_hex(name) else {
                 continue;
             };
             present.insert(id);
-            if known.contains(&id) {
+            if let Some(&indexed) = known.get(&id) {
+                if indexed != *size {
+                    // Truncated: nothing in it counts until re-verified.
+                    self.index().mark_pack_damaged(&id)?;
+                    report.packs_truncated.push(name.clone());
+                }
                 continue;
             }
             match self.read_pack_header(&id) {
@@ -163,10 +181,11 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         }
-        for gone in known.difference(&present) {
+        for gone in known.keys().filter(|p| !present.contains(p)) {
             self.index().remove_pack(gone)?;
             report.packs_removed += 1;
         }
+        self.index().retain_damaged(&present)?;
         Ok(report)
     }
 

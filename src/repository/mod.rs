@@ -2,6 +2,7 @@
 //! index. Reading and writing blobs, trees and snapshots goes through here.
 
 pub mod blobs;
+mod damage;
 pub mod host;
 pub mod locks;
 pub mod open;
