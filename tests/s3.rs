@@ -73,14 +73,14 @@ fn init_create_restore_on_s3() {
     // download more than the packs they need.
     let log = t.path().join("req.jsonl");
     ok(snap(&cache)
-        .env("SNAP_DEBUG_REQUESTS", &log)
+        .env("SNAP_REQUEST_LOG", &log)
         .args(["--repo", &url, "snapshots"]));
     let r = requests_log(&log, "roundtrip");
     assert!(r["counts"]["list"].as_u64().unwrap() <= 2, "{r}");
     assert!(r["counts"]["get"].as_u64().unwrap() <= 3, "{r}");
     let out2 = t.path().join("out2");
     ok(snap(&cache)
-        .env("SNAP_DEBUG_REQUESTS", &log)
+        .env("SNAP_REQUEST_LOG", &log)
         .args(["--repo", &url, "restore", "latest", "--to"])
         .arg(&out2));
     let r = requests_log(&log, "roundtrip");
