@@ -46,13 +46,13 @@ LOG=$WORK/req.jsonl
 "$SNAP" --repo "$WORK/local" init >/dev/null
 "$SNAP" --repo "$S3URL" init >/dev/null
 T_LOCAL=$(t "$SNAP" --repo "$WORK/local" create "$WORK/data")
-M=$(mark); T_S3=$(SNAP_DEBUG_REQUESTS=$LOG t "$SNAP" --repo "$S3URL" create "$WORK/data"); Q_S3=$(srv "$M" bench-snap)
+M=$(mark); T_S3=$(SNAP_REQUEST_LOG=$LOG t "$SNAP" --repo "$S3URL" create "$WORK/data"); Q_S3=$(srv "$M" bench-snap)
 R_S3=$(reqs "$LOG" bench-snap); : >"$LOG"
-M=$(mark); T_S3_2=$(SNAP_DEBUG_REQUESTS=$LOG t "$SNAP" --repo "$S3URL" create "$WORK/data"); Q_S3_2=$(srv "$M" bench-snap)
+M=$(mark); T_S3_2=$(SNAP_REQUEST_LOG=$LOG t "$SNAP" --repo "$S3URL" create "$WORK/data"); Q_S3_2=$(srv "$M" bench-snap)
 R_S3_2=$(reqs "$LOG" bench-snap); : >"$LOG"
-M=$(mark); T_SYNC=$(SNAP_DEBUG_REQUESTS=$LOG t "$SNAP" --repo "$WORK/local" sync --to "s3://$SNAP_TEST_S3_BUCKET/bench-sync")
+M=$(mark); T_SYNC=$(SNAP_REQUEST_LOG=$LOG t "$SNAP" --repo "$WORK/local" sync --to "s3://$SNAP_TEST_S3_BUCKET/bench-sync")
 R_SYNC=$(reqs "$LOG" bench-sync); : >"$LOG"; Q_SYNC=$(srv "$M" bench-sync)
-M=$(mark); T_SYNC0=$(SNAP_DEBUG_REQUESTS=$LOG t "$SNAP" --repo "$WORK/local" sync --to "s3://$SNAP_TEST_S3_BUCKET/bench-sync")
+M=$(mark); T_SYNC0=$(SNAP_REQUEST_LOG=$LOG t "$SNAP" --repo "$WORK/local" sync --to "s3://$SNAP_TEST_S3_BUCKET/bench-sync")
 R_SYNC0=$(reqs "$LOG" bench-sync); : >"$LOG"; Q_SYNC0=$(srv "$M" bench-sync)
 REPO_MIB=$(du -sm "$WORK/local" | cut -f1)
 M=$(mark); T_RESTORE=$(t "$SNAP" --repo "$S3URL" restore latest --to "$WORK/out-snap"); Q_RESTORE=$(srv "$M" bench-snap)

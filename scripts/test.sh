@@ -15,4 +15,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # The S3 tests start a loopback S3 server (moto, in a venv) through
 # scripts/s3-server.sh; the PostgreSQL tests start a private server.
-cargo test --all-targets "$@"
+# The failpoints feature (test builds only) lets the crash and interleaving
+# tests stop snap at chosen steps; see src/failpoint.rs.
+cargo test --all-targets --features failpoints "$@"

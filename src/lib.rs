@@ -4,6 +4,10 @@
 //! `cli` -> `commands` -> `repository` -> {`format`, `pipeline`, `index`} -> `backend`.
 //! `source` reads the file system for `create`.
 
+// First, so that `failpoint!` is in scope in every module below.
+#[macro_use]
+pub mod failpoint;
+
 pub mod backend;
 pub mod child;
 pub mod cli;

@@ -37,7 +37,9 @@ impl Repo {
             .env("SNAP_PASSWORD", PASSWORD)
             .env_remove("SNAP_PASSWORD_FILE")
             .env_remove("SNAP_PASSWORD_COMMAND")
-            .env_remove("SNAP_TEST_PRUNE_ABORT_AT");
+            .env_remove("SNAP_FAILPOINTS")
+            // Each copy of a repository gets its own cache.
+            .env("SNAP_CACHE_DIR", repo.with_file_name("cache"));
         c
     }
 
@@ -504,67 +506,79 @@ fn verify_after_crash(repo: &Repo, src: &Path, snaps: &[(String, BTreeMap<PathBu
     }
 }
 
+/// Kills prune (as `kill -9` would) at every hit of every prune failpoint
+/// in turn: the N-th hit of a point for N = 1, 2, ... until a run no longer
+/// reaches it.
+#[cfg(feature = "failpoints")]
 #[test]
 fn abort_at_every_step_of_prune_then_rerun_finishes() {
     let (template, src, snaps) = crash_fixture();
     let prune_args = ["prune", "--keep-last", "2", "--max-unused", "0"];
-    let mut point = 1;
-    loop {
-        let work = tempfile::tempdir().unwrap();
-        let repo_path = work.path().join("repo");
-        copy_dir(&template.path(), &repo_path);
-        let repo = Repo { dir: work };
-        let mut json_args = vec!["--json"];
-        json_args.extend_from_slice(&prune_args);
-        let out = Repo::cmd_at(&repo_path, &json_args)
-            .env("SNAP_TEST_PRUNE_ABORT_AT", point.to_string())
-            .output()
-            .unwrap();
-        let aborted = !out.status.success();
-        if aborted {
-            use std::os::unix::process::ExitStatusExt;
+    let points: Vec<&str> = snap::failpoint::ALL
+        .iter()
+        .copied()
+        .filter(|p| p.starts_with("prune."))
+        .collect();
+    assert!(points.len() >= 6, "{points:?}");
+    for point in points {
+        let mut hit = 1;
+        loop {
+            let work = tempfile::tempdir().unwrap();
+            let repo_path = work.path().join("repo");
+            copy_dir(&template.path(), &repo_path);
+            let repo = Repo { dir: work };
+            let mut json_args = vec!["--json"];
+            json_args.extend_from_slice(&prune_args);
+            let out = Repo::cmd_at(&repo_path, &json_args)
+                .env("SNAP_FAILPOINTS", format!("{point}={hit}*abort"))
+                .output()
+                .unwrap();
+            let aborted = !out.status.success();
+            if aborted {
+                use std::os::unix::process::ExitStatusExt;
+                assert_eq!(
+                    out.status.signal(),
+                    Some(libc::SIGKILL),
+                    "{point} hit {hit}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            verify_after_crash(&repo, src.path(), &snaps);
+            // A create works after the crash (a stale intent only costs space).
+            ok(&repo.snap(&[
+                "create",
+                src.path().to_str().unwrap(),
+                "--time",
+                "2000-01-01T00:00:00Z",
+            ]));
+            // Re-running prune finishes the job.
+            ok(&repo.snap(&prune_args));
+            verify_after_crash(&repo, src.path(), &snaps);
+            let r = repo.json(&prune_args);
             assert_eq!(
-                out.status.signal(),
-                Some(libc::SIGABRT),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        verify_after_crash(&repo, src.path(), &snaps);
-        // A create works after the crash (a stale intent only costs space).
-        ok(&repo.snap(&[
-            "create",
-            src.path().to_str().unwrap(),
-            "--time",
-            "2000-01-01T00:00:00Z",
-        ]));
-        // Re-running prune finishes the job.
-        ok(&repo.snap(&prune_args));
-        verify_after_crash(&repo, src.path(), &snaps);
-        let r = repo.json(&prune_args);
-        assert_eq!(
-            r["gc"]["bytes_freed"].as_i64().unwrap(),
-            0,
-            "point {point}: {}",
-            r["gc"]
-        );
-        repo.check_clean(true);
-        if !aborted {
-            assert!(point > 5, "too few crash points exercised");
-            let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            assert!(
-                r["gc"]["packs_repacked"].as_u64().unwrap() >= 1,
-                "{}",
+                r["gc"]["bytes_freed"].as_i64().unwrap(),
+                0,
+                "{point} hit {hit}: {}",
                 r["gc"]
             );
-            assert!(
-                r["gc"]["packs_deleted"].as_u64().unwrap() >= 1,
-                "{}",
-                r["gc"]
-            );
-            break;
+            repo.check_clean(true);
+            if !aborted {
+                assert!(hit > 1, "failpoint {point} was never reached");
+                let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert!(
+                    r["gc"]["packs_repacked"].as_u64().unwrap() >= 1,
+                    "{}",
+                    r["gc"]
+                );
+                assert!(
+                    r["gc"]["packs_deleted"].as_u64().unwrap() >= 1,
+                    "{}",
+                    r["gc"]
+                );
+                break;
+            }
+            hit += 1;
         }
-        point += 1;
     }
 }
 

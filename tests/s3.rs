@@ -73,14 +73,14 @@ fn init_create_restore_on_s3() {
     // download more than the packs they need.
     let log = t.path().join("req.jsonl");
     ok(snap(&cache)
-        .env("SNAP_DEBUG_REQUESTS", &log)
+        .env("SNAP_REQUEST_LOG", &log)
         .args(["--repo", &url, "snapshots"]));
     let r = requests_log(&log, "roundtrip");
     assert!(r["counts"]["list"].as_u64().unwrap() <= 2, "{r}");
     assert!(r["counts"]["get"].as_u64().unwrap() <= 3, "{r}");
     let out2 = t.path().join("out2");
     ok(snap(&cache)
-        .env("SNAP_DEBUG_REQUESTS", &log)
+        .env("SNAP_REQUEST_LOG", &log)
         .args(["--repo", &url, "restore", "latest", "--to"])
         .arg(&out2));
     let r = requests_log(&log, "roundtrip");
@@ -168,6 +168,7 @@ fn sync_local_to_s3_to_local() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("another repository"));
 }
 
+#[cfg(feature = "failpoints")]
 #[test]
 fn interrupted_sync_resumes() {
     let s = need_s3!();
@@ -189,7 +190,7 @@ fn interrupted_sync_resumes() {
     assert!(total >= 10, "{total} packs");
     let url = s.url("resume");
     let mut child = snap(&cache)
-        .env("SNAP_DEBUG_SYNC_DELAY_MS", "150")
+        .env("SNAP_FAILPOINTS", "sync.before_object=sleep(150)")
         .args(["--repo", a, "sync", "--connections", "1", "--to", &url])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -11,8 +11,10 @@
 //! unreachable endpoint therefore fails within seconds with one line.
 //!
 //! Every request made is counted ([`RequestStats`]); with the environment
-//! variable `SNAP_DEBUG_REQUESTS=FILE` each backend appends one JSON line of
-//! counts to FILE when it is dropped (for tests and benchmarks).
+//! variable `SNAP_REQUEST_LOG=FILE` each backend appends one JSON line of
+//! counts to FILE when it is dropped: a documented option (docs/sync.md)
+//! for measuring what a command costs on a priced object store; it changes
+//! nothing else.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -576,7 +578,7 @@ impl ObjectBackend {
 
 impl Drop for ObjectBackend {
     fn drop(&mut self) {
-        if let Some(path) = std::env::var_os("SNAP_DEBUG_REQUESTS") {
+        if let Some(path) = std::env::var_os("SNAP_REQUEST_LOG") {
             let c = self.counts();
             let line = serde_json::json!({
                 "location": self.url,

@@ -403,6 +403,7 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     // Register before reading anything, so a prune either waits for us or
     // we see its intent (format-spec/07-prune-protocol.md).
     let (create_lock, excluded_packs) = crate::repository::locks::register_create(&repo)?;
+    failpoint!("create.after_intents");
     let mut parent = find_parent(&repo, &opts, &host, &paths)?;
     let parent_root = match &parent {
         // A parent that a concurrent prune removed is no parent at all.
@@ -490,10 +491,12 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         incomplete: !summary.warnings.is_empty(),
         summary,
     };
+    failpoint!("create.before_snapshot");
     // The commit point: only while our registration is provably still ours
     // (format-spec/07, L5).
     create_lock.ensure_held()?;
     let id = repo.save_snapshot(&snap)?;
+    failpoint!("create.after_snapshot");
     create_lock.release()?;
     Ok(CreateReport {
         snapshot: id.to_hex(),

@@ -138,23 +138,6 @@ pub struct PruneReport {
     pub gc: Option<GcReport>,
 }
 
-/// Crash injection for the crash-safety tests: with
-/// `SNAP_TEST_PRUNE_ABORT_AT=N` the process aborts (like `kill -9`: no
-/// cleanup) at the N-th checkpoint.
-fn checkpoint() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst) + 1;
-    if let Some(at) = std::env::var("SNAP_TEST_PRUNE_ABORT_AT")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if at == n {
-            std::process::abort();
-        }
-    }
-}
-
 fn rfc3339(ns: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128)
         .ok()
@@ -229,7 +212,7 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
         for (d, (id, _)) in decisions.iter().zip(&snaps) {
             if !d.keep {
                 repo.delete_snapshot(id)?;
-                checkpoint();
+                failpoint!("prune.after_forget");
             }
         }
     }
@@ -537,10 +520,11 @@ fn copy_into(
         let f = p.finish(repo.key())?;
         repo.backend()
             .put_file(FileKind::Pack, &f.id.to_hex(), &f.path)?;
+        failpoint!("prune.repack_uploaded");
         repo.index().add_pack(&f.id, f.kind, f.size, &f.entries)?;
         gc.packs_written += 1;
         gc.bytes_written += f.size;
-        checkpoint();
+        failpoint!("prune.repack_indexed");
         Ok(())
     };
     for (pack, entries) in plan {
@@ -606,11 +590,11 @@ pub(crate) fn announce_deletion(
     gc: &mut GcReport,
 ) -> Result<LockGuard> {
     let intent = locks::write_prune_intent(repo, packs)?;
-    checkpoint();
+    failpoint!("prune.after_intent");
     let name = intent.name().to_string();
     claim(repo, &name, lock_wait, gc)?;
     wait_for_creates(repo, lock_wait, gc)?;
-    checkpoint();
+    failpoint!("prune.after_wait");
     Ok(intent)
 }
 
@@ -621,7 +605,7 @@ pub(crate) fn delete_packs(repo: &Repository, packs: &[PackId]) -> Result<()> {
         repo.index().remove_pack(pack)?;
         repo.backend().delete(FileKind::Pack, &pack.to_hex())?;
         repo.index().remove_pack(pack)?;
-        checkpoint();
+        failpoint!("prune.after_pack_delete");
     }
     Ok(())
 }
@@ -695,7 +679,7 @@ fn collect_garbage(repo: &Repository, opts: &PruneOptions) -> Result<GcReport> {
             )));
         }
     }
-    checkpoint();
+    failpoint!("prune.before_delete");
     delete_packs(repo, &candidates)?;
     intent.release()?;
     gc.bytes_freed = gc.bytes_deleted as i64 - gc.bytes_written as i64;

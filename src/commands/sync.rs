@@ -164,13 +164,7 @@ impl Copier<'_> {
             ));
             return Ok(false);
         }
-        if let Some(ms) = std::env::var("SNAP_DEBUG_SYNC_DELAY_MS")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            // Test hook: slow copies down so a test can kill a sync midway.
-            std::thread::sleep(std::time::Duration::from_millis(ms));
-        }
+        failpoint!("sync.before_object");
         match self.target.write(kind, name, &data, mode) {
             Ok(()) => {}
             // Someone (an earlier, interrupted run) got there first; the
@@ -178,6 +172,7 @@ impl Copier<'_> {
             Err(BackendError::AlreadyExists(_)) => return Ok(false),
             Err(e) => return Err(e.into()),
         }
+        failpoint!("sync.after_snapshot", if kind == FileKind::Snapshot);
         self.objects.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         if self.verify {
@@ -340,6 +335,7 @@ pub fn run(source: &dyn Backend, target: &dyn Backend, opts: &SyncOptions) -> Re
             opts.connections,
             WriteMode::Overwrite,
         )?;
+        failpoint!("sync.after_packs");
         // Snapshots last: each one is published only after all packs.
         report.snapshots_sent = cp.copy_all(
             FileKind::Snapshot,
@@ -348,10 +344,12 @@ pub fn run(source: &dyn Backend, target: &dyn Backend, opts: &SyncOptions) -> Re
             WriteMode::CreateNew,
         )?;
         if opts.delete {
+            failpoint!("sync.before_deletes");
             for s in &extra_snaps {
                 target.delete(FileKind::Snapshot, s)?;
                 report.snapshots_deleted += 1;
             }
+            failpoint!("sync.between_deletes");
             for p in tgt_packs.difference(&src_packs) {
                 target.delete(FileKind::Pack, p)?;
                 report.packs_deleted += 1;

@@ -427,6 +427,7 @@ pub fn exists(repo: &Repository, name: &str) -> Result<bool> {
 /// The registration is removed when the guard drops.
 pub fn register_create(repo: &Repository) -> Result<(LockGuard, HashSet<PackId>)> {
     let guard = write_new(repo, CREATE_PREFIX, &LockInfo::mine(Vec::new()))?;
+    failpoint!("create.after_register");
     // Read the intents only after our registration is durable.
     let mut excluded = HashSet::new();
     for (name, info) in list(repo, PRUNE_PREFIX)? {

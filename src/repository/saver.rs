@@ -111,9 +111,11 @@ impl Shared {
         self.repo
             .backend()
             .put_file(FileKind::Pack, &p.id.to_hex(), &p.path)?;
+        failpoint!("create.pack_uploaded");
         self.repo
             .index()
             .add_pack(&p.id, p.kind, p.size, &p.entries)?;
+        failpoint!("create.pack_indexed");
         self.stats.bytes.fetch_add(p.size, Ordering::Relaxed);
         self.stats.packs.fetch_add(1, Ordering::Relaxed);
         Ok(())

@@ -14,7 +14,7 @@ pub fn snap(cache: &Path) -> Command {
     c.env("SNAP_PASSWORD", PASSWORD)
         .env("SNAP_CACHE_DIR", cache)
         .env_remove("SNAP_REPO")
-        .env_remove("SNAP_DEBUG_REQUESTS");
+        .env_remove("SNAP_REQUEST_LOG");
     if let Some(s) = s3() {
         for (k, v) in &s.env {
             c.env(k, v);
