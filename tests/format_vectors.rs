@@ -330,7 +330,7 @@ fn generate(stored: Option<&Value>) -> Value {
 
     // A tree and a snapshot pointing at it.
     let tree = vector_tree(&key);
-    let tree_bytes = tree.to_bytes();
+    let tree_bytes = tree.encode().unwrap();
     let tree_id = key.blob_id(&tree_bytes);
     out.insert(
         "tree".into(),

@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::format::snapshot::{Snapshot, Summary};
-use crate::format::tree::{Node, NodeKind, Tree};
+use crate::format::tree::{Node, NodeKind, Tree, TreeError};
 use crate::format::{BlobId, BlobKind, SnapshotId};
 use crate::pipeline::chunker::Chunker;
 use crate::repository::saver::BlobSaver;
@@ -195,6 +195,28 @@ impl<'a> Archiver<'a> {
         Ok(Some(node))
     }
 
+    /// Stores a directory listing (in parts when it is large).
+    fn store_tree(&self, tree: &Tree) -> std::result::Result<BlobId, StoreTreeError> {
+        tree.store(|bytes| {
+            self.saver
+                .save(BlobKind::Tree, bytes)
+                .map(|(id, _)| id)
+                .map_err(StoreTreeError::Repo)
+        })
+    }
+
+    /// Stores the listing of `dir`; a listing that cannot be stored is an
+    /// error naming the directory (for the root and the dumps directory).
+    pub(crate) fn save_tree(&self, tree: &Tree, dir: &Path) -> Result<BlobId> {
+        self.store_tree(tree).map_err(|e| match e {
+            StoreTreeError::Repo(e) => e,
+            StoreTreeError::Tree(e) => Error::Invalid(format!(
+                "{}: cannot store the directory listing: {e}",
+                dir.display()
+            )),
+        })
+    }
+
     /// Archives one file system object (recursing into directories).
     fn archive_path(
         &self,
@@ -245,8 +267,7 @@ impl<'a> Archiver<'a> {
                     self.archive_dir(path, root_dev, parent_tree.as_ref())?
                 };
                 self.counters.dirs.fetch_add(1, Ordering::Relaxed);
-                let (id, _) = self.saver.save(BlobKind::Tree, &tree.to_bytes())?;
-                node.subtree = Some(id);
+                node.subtree = Some(self.save_tree(&tree, path)?);
                 Ok(Some(node))
             }
             _ => Ok(Some(node)),
@@ -287,6 +308,19 @@ impl<'a> Archiver<'a> {
             }
         }
         Ok(tree)
+    }
+}
+
+/// The error of storing a listing: invalid (a bug, or a single entry larger
+/// than a tree blob) or a repository failure.
+enum StoreTreeError {
+    Tree(TreeError),
+    Repo(Error),
+}
+
+impl From<TreeError> for StoreTreeError {
+    fn from(e: TreeError) -> Self {
+        StoreTreeError::Tree(e)
     }
 }
 
@@ -341,7 +375,7 @@ impl Archiver<'_> {
                 };
                 let sub =
                     self.archive_prefix(&path, child, parent_tree.as_ref(), &mut Vec::new())?;
-                node.subtree = Some(self.saver.save(BlobKind::Tree, &sub.to_bytes())?.0);
+                node.subtree = Some(self.save_tree(&sub, &path)?);
                 Some(node)
             };
             if let Some(n) = node {
@@ -454,7 +488,7 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     let root = walkers.install(|| {
         arch.archive_prefix(Path::new("/"), &prefixes, parent_root.as_ref(), &mut extra)
     })?;
-    let (root_id, _) = saver.save(BlobKind::Tree, &root.to_bytes())?;
+    let root_id = arch.save_tree(&root, Path::new("/"))?;
     let warnings = std::mem::take(&mut *arch.warnings.lock().unwrap());
     let c = arch.counters;
     drop(arch.owners);
