@@ -22,12 +22,13 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::format::snapshot::{Snapshot, Summary};
-use crate::format::tree::{Node, NodeKind, Tree, TreeError};
+use crate::format::tree::{self, Node, NodeKind, Tree, TreeError};
 use crate::format::{BlobId, BlobKind, SnapshotId};
 use crate::pipeline::chunker::Chunker;
 use crate::repository::saver::BlobSaver;
 use crate::repository::Repository;
 use crate::source::meta::{self, OwnerNames};
+use crate::source::paths::{self, SourcePath};
 use crate::source::Excludes;
 use crate::{Error, Result};
 
@@ -217,13 +218,32 @@ impl<'a> Archiver<'a> {
         })
     }
 
-    /// Archives one file system object (recursing into directories).
+    /// Stores the listing of `dir`, or warns naming it and returns `None`
+    /// (the directory is left out and the snapshot is incomplete).
+    fn save_dir_tree(&self, tree: &Tree, dir: &Path) -> Result<Option<BlobId>> {
+        match self.store_tree(tree) {
+            Ok(id) => Ok(Some(id)),
+            Err(StoreTreeError::Repo(e)) => Err(e),
+            Err(StoreTreeError::Tree(e)) => {
+                self.warn(format!(
+                    "{}: cannot store the directory listing ({e}); left out",
+                    dir.display()
+                ));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Archives one file system object (recursing into directories). `at`
+    /// is its entry in the tree of source paths when it is a source or on
+    /// the way to one (see [`Prefix`]).
     fn archive_path(
         &self,
         path: &Path,
         name: &[u8],
         root_dev: u64,
         parent: Option<&Node>,
+        at: Option<&Prefix>,
     ) -> Result<Option<Node>> {
         let m = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
@@ -232,8 +252,34 @@ impl<'a> Archiver<'a> {
                 return Ok(None);
             }
         };
-        let mut node = meta::node_from_metadata(path, name, &m, &self.owners);
+        let explicit = at.is_some_and(|p| p.source);
+        let follow = explicit
+            && at.is_some_and(|p| p.follow)
+            && m.file_type().is_symlink()
+            && std::fs::metadata(path).is_ok_and(|t| t.is_dir());
+        let mut node = if follow {
+            // `link/` given as a source: the directory the link points to.
+            match meta::node_resolved(path, name, &self.owners) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.warn(format!("{}: vanished or unreadable: {e}", path.display()));
+                    return Ok(None);
+                }
+            }
+        } else {
+            meta::node_from_metadata(path, name, &m, &self.owners)
+        };
+        // A source given explicitly is its own root for --one-file-system
+        // (`create / /boot --one-file-system` stores /boot too).
+        let root_dev = if explicit { node.dev } else { root_dev };
         let parent = parent.filter(|p| p.kind == node.kind);
+        let nested = at.filter(|p| !p.children.is_empty());
+        if nested.is_some() && node.kind != NodeKind::Dir {
+            self.warn(format!(
+                "{}: is no longer a directory; the sources given inside it were not stored",
+                path.display()
+            ));
+        }
         match node.kind {
             NodeKind::File => self.archive_file(path, node, parent),
             NodeKind::Symlink => match std::fs::read_link(path) {
@@ -247,34 +293,51 @@ impl<'a> Archiver<'a> {
                 }
             },
             NodeKind::Dir => {
-                let cross = self.excludes.one_file_system && m.dev() != root_dev;
-                let tree = if cross || self.excludes.is_cache_dir(path) {
+                let parent_tree = match parent.and_then(|p| p.subtree) {
+                    Some(id) => self.repo().load_tree(&id).ok(),
+                    None => None,
+                };
+                let cross = self.excludes.one_file_system && node.dev != root_dev;
+                let cache = !cross && self.excludes.is_cache_dir(path);
+                let tree = if cross || cache {
                     // Keep the directory itself, not its contents (and the
-                    // CACHEDIR.TAG, so the cache stays recognisable).
-                    let mut t = Tree::default();
-                    if !cross {
+                    // CACHEDIR.TAG, so the cache stays recognisable), but
+                    // the sources given inside it.
+                    let mut t = match nested {
+                        Some(p) => self.archive_prefix(path, p, parent_tree.as_ref())?,
+                        None => Tree::default(),
+                    };
+                    if cache && t.find(b"CACHEDIR.TAG").is_none() {
                         let tag = path.join("CACHEDIR.TAG");
-                        if let Some(n) = self.archive_path(&tag, b"CACHEDIR.TAG", root_dev, None)? {
+                        if let Some(n) =
+                            self.archive_path(&tag, b"CACHEDIR.TAG", root_dev, None, None)?
+                        {
                             t.nodes.push(n);
+                            t.nodes.sort_by(|a, b| a.name.cmp(&b.name));
                         }
                     }
                     t
                 } else {
-                    let parent_tree = match parent.and_then(|p| p.subtree) {
-                        Some(id) => self.repo().load_tree(&id).ok(),
-                        None => None,
-                    };
-                    self.archive_dir(path, root_dev, parent_tree.as_ref())?
+                    self.archive_dir(path, root_dev, parent_tree.as_ref(), at)?
                 };
                 self.counters.dirs.fetch_add(1, Ordering::Relaxed);
-                node.subtree = Some(self.save_tree(&tree, path)?);
+                node.subtree = match self.save_dir_tree(&tree, path)? {
+                    Some(id) => Some(id),
+                    None => return Ok(None),
+                };
                 Ok(Some(node))
             }
             _ => Ok(Some(node)),
         }
     }
 
-    fn archive_dir(&self, dir: &Path, root_dev: u64, parent: Option<&Tree>) -> Result<Tree> {
+    fn archive_dir(
+        &self,
+        dir: &Path,
+        root_dev: u64,
+        parent: Option<&Tree>,
+        at: Option<&Prefix>,
+    ) -> Result<Tree> {
         let rd = match std::fs::read_dir(dir) {
             Ok(rd) => rd,
             Err(e) => {
@@ -290,15 +353,40 @@ impl<'a> Archiver<'a> {
             }
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for wanted in at.iter().flat_map(|p| p.children.keys()) {
+            if names
+                .binary_search_by(|n| n.as_bytes().cmp(wanted))
+                .is_err()
+            {
+                self.warn(format!(
+                    "{}: vanished; a source given there was not stored",
+                    dir.join(OsStr::from_bytes(wanted)).display()
+                ));
+            }
+        }
         let nodes: Vec<Result<Option<Node>>> = names
             .par_iter()
             .map(|name| {
                 let path = dir.join(name);
-                if self.excludes.excluded(&path, name) {
+                let name = name.as_bytes();
+                if let Err(e) = tree::check_name(name) {
+                    self.warn(format!("{}: {e}; left out", path.display()));
                     return Ok(None);
                 }
-                let before = parent.and_then(|t| t.find(name.as_bytes()));
-                self.archive_path(&path, name.as_bytes(), root_dev, before)
+                let before = parent.and_then(|t| t.find(name));
+                let inner = at.and_then(|p| p.children.get(name));
+                if self.excludes.excluded(&path, OsStr::from_bytes(name)) {
+                    // What was given as a source is stored even where an
+                    // exclude matches (with the directories leading to it).
+                    return match inner {
+                        None => Ok(None),
+                        Some(p) if p.source => {
+                            self.archive_path(&path, name, root_dev, before, inner)
+                        }
+                        Some(p) => self.archive_intermediate(&path, name, p, before),
+                    };
+                }
+                self.archive_path(&path, name, root_dev, before, inner)
             })
             .collect();
         let mut tree = Tree::default();
@@ -324,68 +412,104 @@ impl From<TreeError> for StoreTreeError {
     }
 }
 
-/// A node of the tree of source path prefixes (`/srv` and `/etc/x` give a
-/// root with `srv` and `etc`, `etc` with `x`).
+/// A node of the tree of source paths: `/srv` and `/etc/x` give a root
+/// with `srv` (a source) and `etc` (on the way) with `x` (a source). A
+/// source inside another (`/` and `/etc`) is stored once, by the walk of
+/// the enclosing one, where its entry only makes that path count as given:
+/// never excluded, and its own device for `--one-file-system`.
 #[derive(Default, Debug)]
 struct Prefix {
     children: BTreeMap<Vec<u8>, Prefix>,
     source: bool,
+    /// Given with a trailing slash: a symlink here stands for its directory.
+    follow: bool,
 }
 
-fn build_prefixes(paths: &[PathBuf]) -> Prefix {
+fn build_prefixes(sources: &[SourcePath]) -> Prefix {
     let mut root = Prefix::default();
-    for p in paths {
+    for s in sources {
         let mut at = &mut root;
-        for c in p.components().skip(1) {
+        // Normalized: `/`, then plain names only.
+        for c in s.path.components().skip(1) {
             at = at
                 .children
                 .entry(c.as_os_str().as_bytes().to_vec())
                 .or_default();
         }
         at.source = true;
+        at.follow |= s.follow;
     }
     root
 }
 
 impl Archiver<'_> {
-    fn archive_prefix(
-        &self,
-        dir: &Path,
-        prefix: &Prefix,
-        parent: Option<&Tree>,
-        extra: &mut Vec<Node>,
-    ) -> Result<Tree> {
+    /// The root listing: all of `/` when it is a source, else the
+    /// directories on the way to the sources.
+    fn archive_root(&self, prefixes: &Prefix, parent: Option<&Tree>) -> Result<Tree> {
+        let root = Path::new("/");
+        if !prefixes.source {
+            return self.archive_prefix(root, prefixes, parent);
+        }
+        let m = std::fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
+        self.archive_dir(root, m.dev(), parent, Some(prefixes))
+    }
+
+    /// The listing of `dir`, a directory on the way to sources: only the
+    /// children that are sources or lead to them.
+    fn archive_prefix(&self, dir: &Path, prefix: &Prefix, parent: Option<&Tree>) -> Result<Tree> {
         let mut tree = Tree::default();
         for (name, child) in &prefix.children {
             let path = dir.join(OsStr::from_bytes(name));
             let before = parent.and_then(|t| t.find(name));
             let node = if child.source {
-                let dev = std::fs::symlink_metadata(&path)
-                    .map(|m| m.dev())
-                    .unwrap_or(0);
-                self.archive_path(&path, name, dev, before)?
+                self.archive_path(&path, name, 0, before, Some(child))?
             } else {
-                // An intermediate directory: its metadata, only the chosen children.
-                let m = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
-                let mut node = meta::node_from_metadata(&path, name, &m, &self.owners);
-                node.kind = NodeKind::Dir;
-                let parent_tree = match before.and_then(|b| b.subtree) {
-                    Some(id) => self.repo().load_tree(&id).ok(),
-                    None => None,
-                };
-                let sub =
-                    self.archive_prefix(&path, child, parent_tree.as_ref(), &mut Vec::new())?;
-                node.subtree = Some(self.save_tree(&sub, &path)?);
-                Some(node)
+                self.archive_intermediate(&path, name, child, before)?
             };
             if let Some(n) = node {
                 tree.nodes.push(n);
             }
         }
-        // Virtual entries (streams) at this level.
-        tree.nodes.append(extra);
-        tree.nodes.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(tree)
+    }
+
+    /// A directory on the way to sources: the metadata of the directory it
+    /// resolves to (a symlinked component, `/srv/link/data`, stands for its
+    /// target, not the link's 0777) and only the chosen children.
+    fn archive_intermediate(
+        &self,
+        path: &Path,
+        name: &[u8],
+        prefix: &Prefix,
+        before: Option<&Node>,
+    ) -> Result<Option<Node>> {
+        let mut node = match meta::node_resolved(path, name, &self.owners) {
+            Ok(n) if n.kind == NodeKind::Dir => n,
+            Ok(_) => {
+                self.warn(format!(
+                    "{}: not a directory; the sources given inside it were not stored",
+                    path.display()
+                ));
+                return Ok(None);
+            }
+            Err(e) => {
+                self.warn(format!("{}: vanished or unreadable: {e}", path.display()));
+                return Ok(None);
+            }
+        };
+        let parent_tree = match before
+            .filter(|b| b.kind == NodeKind::Dir)
+            .and_then(|b| b.subtree)
+        {
+            Some(id) => self.repo().load_tree(&id).ok(),
+            None => None,
+        };
+        let sub = self.archive_prefix(path, prefix, parent_tree.as_ref())?;
+        node.subtree = match self.save_dir_tree(&sub, path)? {
+            Some(id) => Some(id),
+            None => return Ok(None),
+        };
+        Ok(Some(node))
     }
 }
 
@@ -416,17 +540,27 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
             "nothing to back up: give paths, --from-command or --stdin-name".into(),
         ));
     }
-    let mut abs = Vec::new();
+    // Lexically normal absolute paths: no `..` can reach a tree, and the
+    // snapshot records what was walked.
+    let cwd = if opts.paths.iter().any(|p| p.is_relative()) {
+        std::env::current_dir().map_err(|e| Error::io(".", e))?
+    } else {
+        PathBuf::from("/")
+    };
+    let mut sources = Vec::new();
     for p in &opts.paths {
-        let a = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
-        // Fail early and clearly for a mistyped source path.
-        std::fs::symlink_metadata(&a).map_err(|e| Error::io(&a, e))?;
-        let normal: PathBuf = a.components().collect();
-        abs.push(normal);
+        sources.push(paths::normalize(&cwd, p)?);
     }
-    abs.sort();
-    abs.dedup();
-    let mut paths: Vec<String> = abs.iter().map(|p| p.display().to_string()).collect();
+    let sources = paths::dedup(sources);
+    for s in &sources {
+        // Fail early and clearly for a mistyped source path.
+        std::fs::symlink_metadata(&s.path).map_err(|e| Error::io(&s.path, e))?;
+    }
+    paths::check_nesting(&sources)?;
+    let mut paths: Vec<String> = sources
+        .iter()
+        .map(|s| s.path.display().to_string())
+        .collect();
     if !opts.streams.is_empty() {
         paths.push(format!("/{}", super::streams::STREAMS_DIR));
     }
@@ -476,7 +610,7 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         extra.push(dir);
         stream_summaries = sums;
     }
-    let prefixes = build_prefixes(&abs);
+    let prefixes = build_prefixes(&sources);
     // The walk reads files: twice as many walkers as cores keep the disk
     // busy while others hash (measured: 11% faster on 20k cold files;
     // compression and encryption stay on the saver's `threads` workers).
@@ -485,9 +619,20 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         .thread_name(|i| format!("snap-walk-{i}"))
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start walker threads: {e}")))?;
-    let root = walkers.install(|| {
-        arch.archive_prefix(Path::new("/"), &prefixes, parent_root.as_ref(), &mut extra)
-    })?;
+    let mut root = walkers.install(|| arch.archive_root(&prefixes, parent_root.as_ref()))?;
+    // Virtual entries (streams) at the root; the name is reserved for them.
+    for n in extra {
+        match root.nodes.binary_search_by(|r| r.name.cmp(&n.name)) {
+            Ok(i) => {
+                arch.warn(format!(
+                    "/{}: replaced by this run's dumps (the name is reserved for them)",
+                    n.name_lossy()
+                ));
+                root.nodes[i] = n;
+            }
+            Err(i) => root.nodes.insert(i, n),
+        }
+    }
     let root_id = arch.save_tree(&root, Path::new("/"))?;
     let warnings = std::mem::take(&mut *arch.warnings.lock().unwrap());
     let c = arch.counters;

@@ -1,7 +1,8 @@
-//! The file system side of `create`: what to include (excludes), and how a
-//! file's metadata becomes a tree node.
+//! The file system side of `create`: which paths (normalized sources),
+//! what to include (excludes), and how a file's metadata becomes a tree node.
 
 pub mod exclude;
 pub mod meta;
+pub mod paths;
 
 pub use exclude::Excludes;
