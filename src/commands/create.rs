@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -162,10 +162,17 @@ impl<'a> Archiver<'a> {
                 return Ok(Some(node));
             }
         }
-        let mut f = match File::open(path) {
+        let mut f = match open_file(path, &node) {
             Ok(f) => f,
-            Err(e) => {
+            Err(OpenError::Io(e)) => {
                 self.warn(format!("{}: cannot read: {e}", path.display()));
+                return Ok(None);
+            }
+            Err(OpenError::Replaced(what)) => {
+                self.warn(format!(
+                    "{}: replaced by {what} while being backed up; left out",
+                    path.display()
+                ));
                 return Ok(None);
             }
         };
@@ -410,6 +417,46 @@ impl From<TreeError> for StoreTreeError {
     fn from(e: TreeError) -> Self {
         StoreTreeError::Tree(e)
     }
+}
+
+/// Opening a file found by `lstat`.
+enum OpenError {
+    Io(std::io::Error),
+    /// The path now names something else (what, for the message).
+    Replaced(&'static str),
+}
+
+/// Opens the file that `lstat` described as `node` for reading, without
+/// following a symlink or blocking on a FIFO put in its place since
+/// (`O_NOFOLLOW | O_NONBLOCK`; reads of a regular file ignore
+/// `O_NONBLOCK`), and checks with `fstat` that it is still that regular
+/// file (device and inode).
+fn open_file(path: &Path, node: &Node) -> std::result::Result<File, OpenError> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => OpenError::Replaced("a symlink"),
+            _ => OpenError::Io(e),
+        })?;
+    let m = f.metadata().map_err(OpenError::Io)?;
+    let ft = m.file_type();
+    if !ft.is_file() {
+        return Err(OpenError::Replaced(if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else {
+            "a special file"
+        }));
+    }
+    if m.dev() != node.dev || m.ino() != node.inode {
+        return Err(OpenError::Replaced("another file"));
+    }
+    Ok(f)
 }
 
 /// A node of the tree of source paths: `/srv` and `/etc/x` give a root
