@@ -1,6 +1,7 @@
 //! A local user who swaps a file of a tree being backed up, between
 //! `create`'s `lstat` and its `open`, for a FIFO or for a symlink to a file
-//! they may not read must never make the backup hang or store the link's
+//! they may not read (or a directory, before it is listed, for a symlink to
+//! a directory) must never make the backup hang or store the link's
 //! target.
 //!
 //! The swap is timed, not hoped for: between the `lstat` of a file and its
@@ -52,8 +53,13 @@ fn chown(p: &Path, id: u32) {
 /// What the swapper does when it sees its moment.
 #[derive(Clone, Copy, Debug)]
 enum Swap {
+    /// A FIFO in place of a file.
     Fifo,
+    /// A symlink to the secret file in place of a file.
     Symlink,
+    /// A symlink to the secret's directory in place of a directory
+    /// (exchanged atomically: rename cannot replace a directory by a link).
+    DirSymlink,
 }
 
 /// Waits (until `stop`) for an open of `dir` itself and then for the next
@@ -89,11 +95,25 @@ fn swap_on_cue(dir: &Path, victim: &Path, swap: Swap, secret: &Path, stop: &Atom
                 } else if ev.wd == wd_pw && dir_opened {
                     match swap {
                         Swap::Fifo => {
-                            assert_eq!(libc::mkfifo(cstr(&tmp).as_ptr(), 0o644), 0)
+                            assert_eq!(libc::mkfifo(cstr(&tmp).as_ptr(), 0o644), 0);
+                            fs::rename(&tmp, victim).unwrap();
                         }
-                        Swap::Symlink => std::os::unix::fs::symlink(secret, &tmp).unwrap(),
+                        Swap::Symlink => {
+                            std::os::unix::fs::symlink(secret, &tmp).unwrap();
+                            fs::rename(&tmp, victim).unwrap();
+                        }
+                        Swap::DirSymlink => {
+                            std::os::unix::fs::symlink(secret.parent().unwrap(), &tmp).unwrap();
+                            let r = libc::renameat2(
+                                libc::AT_FDCWD,
+                                cstr(&tmp).as_ptr(),
+                                libc::AT_FDCWD,
+                                cstr(victim).as_ptr(),
+                                libc::RENAME_EXCHANGE,
+                            );
+                            assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+                        }
                     }
-                    fs::rename(&tmp, victim).unwrap();
                     libc::close(fd);
                     return true;
                 }
@@ -122,7 +142,8 @@ fn files_swapped_for_fifos_or_symlinks_never_hang_or_leak() {
         .to_path_buf();
     let src = base.join("src");
     fs::create_dir_all(&src).unwrap();
-    let secret = env.path("secret");
+    fs::create_dir(env.path("private")).unwrap();
+    let secret = env.path("private/secret");
     fs::write(&secret, SECRET).unwrap();
     let plain = base.join("plain");
     fs::write(&plain, b"plain content\n").unwrap();
@@ -131,17 +152,25 @@ fn files_swapped_for_fifos_or_symlinks_never_hang_or_leak() {
         .count();
     let victim = src.join("victim");
     let (mut swapped, mut caught) = (0, 0);
-    for round in 0..6u32 {
-        let swap = if round % 2 == 0 {
-            Swap::Fifo
-        } else {
-            Swap::Symlink
-        };
+    let rounds = 6u32;
+    for round in 0..rounds {
+        let swap = [Swap::Fifo, Swap::Symlink, Swap::DirSymlink][round as usize % 3];
         // Owners never seen before: both lookups open /etc/passwd.
         chown(&src, 71_000 + 2 * round);
-        chown(&plain, 71_001 + 2 * round);
         let _ = fs::remove_file(&victim);
-        fs::hard_link(&plain, &victim).unwrap();
+        let _ = fs::remove_dir(&victim);
+        let _ = fs::remove_file(base.join("swap.tmp"));
+        let _ = fs::remove_dir(base.join("swap.tmp"));
+        if let Swap::DirSymlink = swap {
+            fs::create_dir(&victim).unwrap();
+            for i in 0..pads {
+                xattr::set(&victim, format!("user.pad{i}"), b"12345678").unwrap();
+            }
+            chown(&victim, 71_001 + 2 * round);
+        } else {
+            chown(&plain, 71_001 + 2 * round);
+            fs::hard_link(&plain, &victim).unwrap();
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let swapper = {
             let (src, victim, secret, stop) =

@@ -27,9 +27,10 @@ use crate::format::{BlobId, BlobKind, SnapshotId};
 use crate::pipeline::chunker::Chunker;
 use crate::repository::saver::BlobSaver;
 use crate::repository::Repository;
+use crate::source::dir::ListError;
 use crate::source::meta::{self, OwnerNames};
 use crate::source::paths::{self, SourcePath};
-use crate::source::Excludes;
+use crate::source::{self, Excludes};
 use crate::{Error, Result};
 
 pub use super::streams::StreamSource;
@@ -325,7 +326,11 @@ impl<'a> Archiver<'a> {
                     }
                     t
                 } else {
-                    self.archive_dir(path, root_dev, parent_tree.as_ref(), at)?
+                    let id = (node.dev, node.inode);
+                    match self.archive_dir(path, id, root_dev, parent_tree.as_ref(), at)? {
+                        Some(t) => t,
+                        None => return Ok(None),
+                    }
                 };
                 self.counters.dirs.fetch_add(1, Ordering::Relaxed);
                 node.subtree = match self.save_dir_tree(&tree, path)? {
@@ -338,27 +343,43 @@ impl<'a> Archiver<'a> {
         }
     }
 
+    /// The listing of `dir`, the directory `(dev, ino)` that `lstat` saw
+    /// (`None` after a warning when the path now names something else).
     fn archive_dir(
         &self,
         dir: &Path,
+        (dev, ino): (u64, u64),
         root_dev: u64,
         parent: Option<&Tree>,
         at: Option<&Prefix>,
-    ) -> Result<Tree> {
-        let rd = match std::fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) => {
+    ) -> Result<Option<Tree>> {
+        // A source given as `link/` is listed through the link (the final
+        // component `.` is no symlink for O_NOFOLLOW to refuse).
+        let through = at.is_some_and(|p| p.source && p.follow);
+        let listed = if through {
+            dir.join(".")
+        } else {
+            dir.to_path_buf()
+        };
+        let mut names = match source::dir::list(&listed, dev, ino) {
+            Ok((names, errors)) => {
+                for e in errors {
+                    self.warn(format!("{}: error while listing: {e}", dir.display()));
+                }
+                names
+            }
+            Err(ListError::Io(e)) => {
                 self.warn(format!("{}: cannot list directory: {e}", dir.display()));
-                return Ok(Tree::default());
+                return Ok(Some(Tree::default()));
+            }
+            Err(ListError::Replaced(what)) => {
+                self.warn(format!(
+                    "{}: replaced by {what} while being backed up; left out",
+                    dir.display()
+                ));
+                return Ok(None);
             }
         };
-        let mut names: Vec<std::ffi::OsString> = Vec::new();
-        for ent in rd {
-            match ent {
-                Ok(e) => names.push(e.file_name()),
-                Err(e) => self.warn(format!("{}: error while listing: {e}", dir.display())),
-            }
-        }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         for wanted in at.iter().flat_map(|p| p.children.keys()) {
             if names
@@ -402,7 +423,7 @@ impl<'a> Archiver<'a> {
                 tree.nodes.push(n);
             }
         }
-        Ok(tree)
+        Ok(Some(tree))
     }
 }
 
@@ -498,7 +519,8 @@ impl Archiver<'_> {
             return self.archive_prefix(root, prefixes, parent);
         }
         let m = std::fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
-        self.archive_dir(root, m.dev(), parent, Some(prefixes))
+        let tree = self.archive_dir(root, (m.dev(), m.ino()), m.dev(), parent, Some(prefixes))?;
+        tree.ok_or_else(|| Error::Invalid("/ changed while being listed".into()))
     }
 
     /// The listing of `dir`, a directory on the way to sources: only the

@@ -1,6 +1,8 @@
 //! The file system side of `create`: which paths (normalized sources),
-//! what to include (excludes), and how a file's metadata becomes a tree node.
+//! what to include (excludes), listing directories safely, and how a
+//! file's metadata becomes a tree node.
 
+pub mod dir;
 pub mod exclude;
 pub mod meta;
 pub mod paths;
