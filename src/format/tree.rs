@@ -227,6 +227,22 @@ pub enum TreeBlob {
 }
 
 impl TreeBlob {
+    /// Validates and serializes: a listing as [`Tree::encode`] does, a part
+    /// list as version 2 (2 to [`MAX_PARTS`] part ids).
+    pub fn encode(&self) -> Result<Vec<u8>, TreeError> {
+        match self {
+            TreeBlob::Listing(t) => t.encode(),
+            TreeBlob::Parts(ids) => {
+                if !(2..=MAX_PARTS).contains(&ids.len()) {
+                    return Err(TreeError::PartCount(ids.len()));
+                }
+                let mut v = vec![PARTS_VERSION];
+                v.extend(postcard::to_stdvec(ids).expect("ids serialize"));
+                Ok(v)
+            }
+        }
+    }
+
     /// Parses and validates a tree blob's plaintext (either version).
     pub fn parse(bytes: &[u8]) -> Result<TreeBlob, TreeError> {
         match bytes.first() {
@@ -329,12 +345,7 @@ impl Tree {
             parts.push(put(&part.encode_unchecked())?);
             start = end;
         }
-        if parts.len() > MAX_PARTS {
-            return Err(TreeError::PartCount(parts.len()).into());
-        }
-        let mut head = vec![PARTS_VERSION];
-        head.extend(postcard::to_stdvec(&parts).expect("ids serialize"));
-        put(&head)
+        put(&TreeBlob::Parts(parts).encode()?)
     }
 
     /// Parses and validates a version-1 tree blob (one whole listing).
@@ -501,6 +512,9 @@ mod tests {
         ]
         .concat();
         assert!(matches!(TreeBlob::parse(&two), Ok(TreeBlob::Parts(p)) if p.len() == 2));
+        let ids = vec![BlobId([1; 32]), BlobId([2; 32])];
+        assert_eq!(TreeBlob::Parts(ids).encode().unwrap(), two);
+        assert!(TreeBlob::Parts(vec![BlobId([1; 32])]).encode().is_err());
         two.push(0);
         assert_eq!(TreeBlob::parse(&two), Err(TreeError::StrayBytes(1)));
         assert!(Tree::parse(&two).is_err(), "a part list is not a listing");
