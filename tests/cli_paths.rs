@@ -206,6 +206,20 @@ fn dot_dot_and_other_relative_forms_are_normalized() {
 }
 
 #[test]
+fn a_mistyped_component_before_dot_dot_is_an_error() {
+    let f = Fixture::new();
+    let typo = f.src.join("cnof/../data");
+    let out = f.env.run([OsString::from("create"), typo.clone().into()]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&typo.display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(f.env.snapshot_ids().is_empty(), "nothing committed");
+}
+
+#[test]
 fn symlinked_component_records_the_directory_it_resolves_to() {
     let f = Fixture::new();
     // link -> data (mode 0750): the path /src/link/deep goes through it.

@@ -618,6 +618,11 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     };
     let mut sources = Vec::new();
     for p in &opts.paths {
+        // As typed, the path must exist too: `cnof/../data` with a typo
+        // must not quietly back up `data`.
+        if !p.as_os_str().is_empty() {
+            std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+        }
         sources.push(paths::normalize(&cwd, p)?);
     }
     let sources = paths::dedup(sources);
