@@ -131,3 +131,11 @@ impl Error {
         }
     }
 }
+
+impl From<crate::format::tree::TreeError> for Error {
+    /// A listing that cannot be stored (a writer's bug, or one entry larger
+    /// than a tree blob): never committed.
+    fn from(e: crate::format::tree::TreeError) -> Self {
+        Error::Invalid(format!("cannot store a directory listing: {e}"))
+    }
+}

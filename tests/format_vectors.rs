@@ -17,7 +17,7 @@ use snap::format::config::{ChunkerParams, Config};
 use snap::format::key::{KdfParams, KeyFile};
 use snap::format::pack::{self, Compression, PackEntry};
 use snap::format::snapshot::{Snapshot, Summary};
-use snap::format::tree::{Node, NodeKind, StreamOrigin, Tree};
+use snap::format::tree::{Node, NodeKind, StreamOrigin, Tree, TreeBlob};
 use snap::format::{BlobId, BlobKind, PackId, SnapshotId};
 use snap::pipeline::chunker::Chunker;
 use snap::pipeline::compress;
@@ -330,11 +330,27 @@ fn generate(stored: Option<&Value>) -> Value {
 
     // A tree and a snapshot pointing at it.
     let tree = vector_tree(&key);
-    let tree_bytes = tree.to_bytes();
+    let tree_bytes = tree.encode().unwrap();
     let tree_id = key.blob_id(&tree_bytes);
     out.insert(
         "tree".into(),
         json!({ "plain": h(&tree_bytes), "id": h(&tree_id.0) }),
+    );
+    // The same listing as a directory in two parts (05 §5.2.1).
+    let (a, b) = tree.nodes.split_at(2);
+    let part_plains: Vec<Vec<u8>> = [a, b]
+        .iter()
+        .map(|n| Tree { nodes: n.to_vec() }.encode().unwrap())
+        .collect();
+    let part_ids: Vec<BlobId> = part_plains.iter().map(|p| key.blob_id(p)).collect();
+    let list_plain = TreeBlob::Parts(part_ids).encode().unwrap();
+    out.insert(
+        "tree_parts".into(),
+        json!({
+            "parts": part_plains.iter().map(|p| h(p)).collect::<Vec<_>>(),
+            "plain": h(&list_plain),
+            "id": h(&key.blob_id(&list_plain).0),
+        }),
     );
     let snap = vector_snapshot(tree_id);
     let snap_bytes = snap.to_bytes();
@@ -463,6 +479,27 @@ fn stored_vectors_parse_and_open() {
     let tree = Tree::parse(&tree_plain).unwrap();
     assert_eq!(tree, vector_tree(&key));
     assert_eq!(key.blob_id(&tree_plain).0.to_vec(), unhex(&v, "tree.id"));
+    let list_plain = unhex(&v, "tree_parts.plain");
+    assert_eq!(
+        key.blob_id(&list_plain).0.to_vec(),
+        unhex(&v, "tree_parts.id")
+    );
+    let TreeBlob::Parts(ids) = TreeBlob::parse(&list_plain).unwrap() else {
+        panic!("tree_parts.plain is not a part list");
+    };
+    let parts: Vec<Tree> = v["tree_parts"]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&ids)
+        .map(|(p, id)| {
+            let plain = hex::decode(p.as_str().unwrap()).unwrap();
+            assert_eq!(&key.blob_id(&plain), id, "part id");
+            Tree::parse(&plain).unwrap()
+        })
+        .collect();
+    assert_eq!(parts.len(), 2);
+    assert_eq!(Tree::join(parts).unwrap(), vector_tree(&key));
     let snap_sealed = unhex(&v, "snapshot.sealed");
     assert_eq!(
         blake3::hash(&snap_sealed).as_bytes(),

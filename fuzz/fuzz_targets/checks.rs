@@ -8,7 +8,7 @@ use snap::format::config::Config;
 use snap::format::key::KeyFile;
 use snap::format::pack;
 use snap::format::snapshot::Snapshot;
-use snap::format::tree::{is_safe_name, Tree};
+use snap::format::tree::{is_safe_name, Tree, TreeBlob};
 
 fn split_u64(data: &[u8]) -> Option<(u64, &[u8])> {
     let (n, rest) = data.split_first_chunk::<8>()?;
@@ -44,8 +44,11 @@ pub fn pack_trailer(data: &[u8]) {
     }
 }
 
-/// Input: a tree blob's plaintext.
+/// Input: a tree blob's plaintext (a listing or a part list).
 pub fn tree(data: &[u8]) {
+    if let Ok(TreeBlob::Parts(p)) = TreeBlob::parse(data) {
+        assert!((2..=snap::format::tree::MAX_PARTS).contains(&p.len()));
+    }
     if let Ok(t) = Tree::parse(data) {
         for (i, n) in t.nodes.iter().enumerate() {
             assert!(is_safe_name(&n.name));
@@ -58,10 +61,10 @@ pub fn tree(data: &[u8]) {
 /// encode -> parse unchanged, and the encoding must be canonical.
 pub fn tree_roundtrip(data: &[u8]) {
     if let Ok(t) = Tree::parse(data) {
-        let bytes = t.to_bytes();
+        let bytes = t.encode().expect("a tree that parses encodes");
         let again = Tree::parse(&bytes).expect("an encoded tree parses");
         assert_eq!(again, t);
-        assert_eq!(again.to_bytes(), bytes);
+        assert_eq!(again.encode().unwrap(), bytes);
     }
 }
 

@@ -152,6 +152,9 @@ impl Printer {
         if self.json {
             return self.emit_json(r);
         }
+        for w in &r.warnings {
+            eprintln!("warning: {w}");
+        }
         for e in &r.errors {
             eprintln!("error: {e}");
         }

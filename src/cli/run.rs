@@ -22,9 +22,6 @@ pub fn main() -> i32 {
     // Repository objects, caches and staging files are private to the user
     // (an existing group-readable repository keeps that: `open_repo`).
     crate::child::set_umask(0o077);
-    if let Err(e) = crate::interrupt::install() {
-        eprintln!("snap: cannot install signal handlers: {e}");
-    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

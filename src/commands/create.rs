@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,13 +22,15 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::format::snapshot::{Snapshot, Summary};
-use crate::format::tree::{Node, NodeKind, Tree};
+use crate::format::tree::{self, Node, NodeKind, Tree, TreeError};
 use crate::format::{BlobId, BlobKind, SnapshotId};
 use crate::pipeline::chunker::Chunker;
 use crate::repository::saver::BlobSaver;
 use crate::repository::Repository;
+use crate::source::dir::ListError;
 use crate::source::meta::{self, OwnerNames};
-use crate::source::Excludes;
+use crate::source::paths::{self, SourcePath};
+use crate::source::{self, Excludes};
 use crate::{Error, Result};
 
 pub use super::streams::StreamSource;
@@ -161,10 +163,17 @@ impl<'a> Archiver<'a> {
                 return Ok(Some(node));
             }
         }
-        let mut f = match File::open(path) {
+        let mut f = match open_file(path, &node) {
             Ok(f) => f,
-            Err(e) => {
+            Err(OpenError::Io(e)) => {
                 self.warn(format!("{}: cannot read: {e}", path.display()));
+                return Ok(None);
+            }
+            Err(OpenError::Replaced(what)) => {
+                self.warn(format!(
+                    "{}: replaced by {what} while being backed up; left out",
+                    path.display()
+                ));
                 return Ok(None);
             }
         };
@@ -195,13 +204,54 @@ impl<'a> Archiver<'a> {
         Ok(Some(node))
     }
 
-    /// Archives one file system object (recursing into directories).
+    /// Stores a directory listing (in parts when it is large).
+    fn store_tree(&self, tree: &Tree) -> std::result::Result<BlobId, StoreTreeError> {
+        tree.store(|bytes| {
+            self.saver
+                .save(BlobKind::Tree, bytes)
+                .map(|(id, _)| id)
+                .map_err(StoreTreeError::Repo)
+        })
+    }
+
+    /// Stores the listing of `dir`; a listing that cannot be stored is an
+    /// error naming the directory (for the root and the dumps directory).
+    pub(crate) fn save_tree(&self, tree: &Tree, dir: &Path) -> Result<BlobId> {
+        self.store_tree(tree).map_err(|e| match e {
+            StoreTreeError::Repo(e) => e,
+            StoreTreeError::Tree(e) => Error::Invalid(format!(
+                "{}: cannot store the directory listing: {e}",
+                dir.display()
+            )),
+        })
+    }
+
+    /// Stores the listing of `dir`, or warns naming it and returns `None`
+    /// (the directory is left out and the snapshot is incomplete).
+    fn save_dir_tree(&self, tree: &Tree, dir: &Path) -> Result<Option<BlobId>> {
+        match self.store_tree(tree) {
+            Ok(id) => Ok(Some(id)),
+            Err(StoreTreeError::Repo(e)) => Err(e),
+            Err(StoreTreeError::Tree(e)) => {
+                self.warn(format!(
+                    "{}: cannot store the directory listing ({e}); left out",
+                    dir.display()
+                ));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Archives one file system object (recursing into directories). `at`
+    /// is its entry in the tree of source paths when it is a source or on
+    /// the way to one (see [`Prefix`]).
     fn archive_path(
         &self,
         path: &Path,
         name: &[u8],
         root_dev: u64,
         parent: Option<&Node>,
+        at: Option<&Prefix>,
     ) -> Result<Option<Node>> {
         let m = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
@@ -210,8 +260,34 @@ impl<'a> Archiver<'a> {
                 return Ok(None);
             }
         };
-        let mut node = meta::node_from_metadata(path, name, &m, &self.owners);
+        let explicit = at.is_some_and(|p| p.source);
+        let follow = explicit
+            && at.is_some_and(|p| p.follow)
+            && m.file_type().is_symlink()
+            && std::fs::metadata(path).is_ok_and(|t| t.is_dir());
+        let mut node = if follow {
+            // `link/` given as a source: the directory the link points to.
+            match meta::node_resolved(path, name, &self.owners) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.warn(format!("{}: vanished or unreadable: {e}", path.display()));
+                    return Ok(None);
+                }
+            }
+        } else {
+            meta::node_from_metadata(path, name, &m, &self.owners)
+        };
+        // A source given explicitly is its own root for --one-file-system
+        // (`create / /boot --one-file-system` stores /boot too).
+        let root_dev = if explicit { node.dev } else { root_dev };
         let parent = parent.filter(|p| p.kind == node.kind);
+        let nested = at.filter(|p| !p.children.is_empty());
+        if nested.is_some() && node.kind != NodeKind::Dir {
+            self.warn(format!(
+                "{}: is no longer a directory; the sources given inside it were not stored",
+                path.display()
+            ));
+        }
         match node.kind {
             NodeKind::File => self.archive_file(path, node, parent),
             NodeKind::Symlink => match std::fs::read_link(path) {
@@ -225,59 +301,120 @@ impl<'a> Archiver<'a> {
                 }
             },
             NodeKind::Dir => {
-                let cross = self.excludes.one_file_system && m.dev() != root_dev;
-                let tree = if cross || self.excludes.is_cache_dir(path) {
+                let parent_tree = match parent.and_then(|p| p.subtree) {
+                    Some(id) => self.repo().load_tree(&id).ok(),
+                    None => None,
+                };
+                let cross = self.excludes.one_file_system && node.dev != root_dev;
+                let cache = !cross && self.excludes.is_cache_dir(path);
+                let tree = if cross || cache {
                     // Keep the directory itself, not its contents (and the
-                    // CACHEDIR.TAG, so the cache stays recognisable).
-                    let mut t = Tree::default();
-                    if !cross {
+                    // CACHEDIR.TAG, so the cache stays recognisable), but
+                    // the sources given inside it.
+                    let mut t = match nested {
+                        Some(p) => self.archive_prefix(path, p, parent_tree.as_ref())?,
+                        None => Tree::default(),
+                    };
+                    if cache && t.find(b"CACHEDIR.TAG").is_none() {
                         let tag = path.join("CACHEDIR.TAG");
-                        if let Some(n) = self.archive_path(&tag, b"CACHEDIR.TAG", root_dev, None)? {
+                        if let Some(n) =
+                            self.archive_path(&tag, b"CACHEDIR.TAG", root_dev, None, None)?
+                        {
                             t.nodes.push(n);
+                            t.nodes.sort_by(|a, b| a.name.cmp(&b.name));
                         }
                     }
                     t
                 } else {
-                    let parent_tree = match parent.and_then(|p| p.subtree) {
-                        Some(id) => self.repo().load_tree(&id).ok(),
-                        None => None,
-                    };
-                    self.archive_dir(path, root_dev, parent_tree.as_ref())?
+                    let id = (node.dev, node.inode);
+                    match self.archive_dir(path, id, root_dev, parent_tree.as_ref(), at)? {
+                        Some(t) => t,
+                        None => return Ok(None),
+                    }
                 };
                 self.counters.dirs.fetch_add(1, Ordering::Relaxed);
-                let (id, _) = self.saver.save(BlobKind::Tree, &tree.to_bytes())?;
-                node.subtree = Some(id);
+                node.subtree = match self.save_dir_tree(&tree, path)? {
+                    Some(id) => Some(id),
+                    None => return Ok(None),
+                };
                 Ok(Some(node))
             }
             _ => Ok(Some(node)),
         }
     }
 
-    fn archive_dir(&self, dir: &Path, root_dev: u64, parent: Option<&Tree>) -> Result<Tree> {
-        let rd = match std::fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) => {
+    /// The listing of `dir`, the directory `(dev, ino)` that `lstat` saw
+    /// (`None` after a warning when the path now names something else).
+    fn archive_dir(
+        &self,
+        dir: &Path,
+        (dev, ino): (u64, u64),
+        root_dev: u64,
+        parent: Option<&Tree>,
+        at: Option<&Prefix>,
+    ) -> Result<Option<Tree>> {
+        // A source given as `link/` is listed through the link (the final
+        // component `.` is no symlink for O_NOFOLLOW to refuse).
+        let through = at.is_some_and(|p| p.source && p.follow);
+        let listed = if through {
+            dir.join(".")
+        } else {
+            dir.to_path_buf()
+        };
+        let mut names = match source::dir::list(&listed, dev, ino) {
+            Ok((names, errors)) => {
+                for e in errors {
+                    self.warn(format!("{}: error while listing: {e}", dir.display()));
+                }
+                names
+            }
+            Err(ListError::Io(e)) => {
                 self.warn(format!("{}: cannot list directory: {e}", dir.display()));
-                return Ok(Tree::default());
+                return Ok(Some(Tree::default()));
+            }
+            Err(ListError::Replaced(what)) => {
+                self.warn(format!(
+                    "{}: replaced by {what} while being backed up; left out",
+                    dir.display()
+                ));
+                return Ok(None);
             }
         };
-        let mut names: Vec<std::ffi::OsString> = Vec::new();
-        for ent in rd {
-            match ent {
-                Ok(e) => names.push(e.file_name()),
-                Err(e) => self.warn(format!("{}: error while listing: {e}", dir.display())),
+        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for wanted in at.iter().flat_map(|p| p.children.keys()) {
+            if names
+                .binary_search_by(|n| n.as_bytes().cmp(wanted))
+                .is_err()
+            {
+                self.warn(format!(
+                    "{}: vanished; a source given there was not stored",
+                    dir.join(OsStr::from_bytes(wanted)).display()
+                ));
             }
         }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let nodes: Vec<Result<Option<Node>>> = names
             .par_iter()
             .map(|name| {
                 let path = dir.join(name);
-                if self.excludes.excluded(&path, name) {
+                let name = name.as_bytes();
+                if let Err(e) = tree::check_name(name) {
+                    self.warn(format!("{}: {e}; left out", path.display()));
                     return Ok(None);
                 }
-                let before = parent.and_then(|t| t.find(name.as_bytes()));
-                self.archive_path(&path, name.as_bytes(), root_dev, before)
+                let before = parent.and_then(|t| t.find(name));
+                let inner = at.and_then(|p| p.children.get(name));
+                if self.excludes.excluded(&path, OsStr::from_bytes(name)) {
+                    // What was given as a source is stored even where an
+                    // exclude matches (with the directories leading to it).
+                    return match inner {
+                        None => Ok(None),
+                        Some(p) if p.source => {
+                            self.archive_path(&path, name, root_dev, before, inner)
+                        }
+                        Some(p) => self.archive_intermediate(&path, name, p, before),
+                    };
+                }
+                self.archive_path(&path, name, root_dev, before, inner)
             })
             .collect();
         let mut tree = Tree::default();
@@ -286,72 +423,162 @@ impl<'a> Archiver<'a> {
                 tree.nodes.push(n);
             }
         }
-        Ok(tree)
+        Ok(Some(tree))
     }
 }
 
-/// A node of the tree of source path prefixes (`/srv` and `/etc/x` give a
-/// root with `srv` and `etc`, `etc` with `x`).
+/// The error of storing a listing: invalid (a bug, or a single entry larger
+/// than a tree blob) or a repository failure.
+enum StoreTreeError {
+    Tree(TreeError),
+    Repo(Error),
+}
+
+impl From<TreeError> for StoreTreeError {
+    fn from(e: TreeError) -> Self {
+        StoreTreeError::Tree(e)
+    }
+}
+
+/// Opening a file found by `lstat`.
+enum OpenError {
+    Io(std::io::Error),
+    /// The path now names something else (what, for the message).
+    Replaced(&'static str),
+}
+
+/// Opens the file that `lstat` described as `node` for reading, without
+/// following a symlink or blocking on a FIFO put in its place since
+/// (`O_NOFOLLOW | O_NONBLOCK`; reads of a regular file ignore
+/// `O_NONBLOCK`), and checks with `fstat` that it is still that regular
+/// file (device and inode).
+fn open_file(path: &Path, node: &Node) -> std::result::Result<File, OpenError> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => OpenError::Replaced("a symlink"),
+            _ => OpenError::Io(e),
+        })?;
+    let m = f.metadata().map_err(OpenError::Io)?;
+    let ft = m.file_type();
+    if !ft.is_file() {
+        return Err(OpenError::Replaced(if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else {
+            "a special file"
+        }));
+    }
+    if m.dev() != node.dev || m.ino() != node.inode {
+        return Err(OpenError::Replaced("another file"));
+    }
+    Ok(f)
+}
+
+/// A node of the tree of source paths: `/srv` and `/etc/x` give a root
+/// with `srv` (a source) and `etc` (on the way) with `x` (a source). A
+/// source inside another (`/` and `/etc`) is stored once, by the walk of
+/// the enclosing one, where its entry only makes that path count as given:
+/// never excluded, and its own device for `--one-file-system`.
 #[derive(Default, Debug)]
 struct Prefix {
     children: BTreeMap<Vec<u8>, Prefix>,
     source: bool,
+    /// Given with a trailing slash: a symlink here stands for its directory.
+    follow: bool,
 }
 
-fn build_prefixes(paths: &[PathBuf]) -> Prefix {
+fn build_prefixes(sources: &[SourcePath]) -> Prefix {
     let mut root = Prefix::default();
-    for p in paths {
+    for s in sources {
         let mut at = &mut root;
-        for c in p.components().skip(1) {
+        // Normalized: `/`, then plain names only.
+        for c in s.path.components().skip(1) {
             at = at
                 .children
                 .entry(c.as_os_str().as_bytes().to_vec())
                 .or_default();
         }
         at.source = true;
+        at.follow |= s.follow;
     }
     root
 }
 
 impl Archiver<'_> {
-    fn archive_prefix(
-        &self,
-        dir: &Path,
-        prefix: &Prefix,
-        parent: Option<&Tree>,
-        extra: &mut Vec<Node>,
-    ) -> Result<Tree> {
+    /// The root listing: all of `/` when it is a source, else the
+    /// directories on the way to the sources.
+    fn archive_root(&self, prefixes: &Prefix, parent: Option<&Tree>) -> Result<Tree> {
+        let root = Path::new("/");
+        if !prefixes.source {
+            return self.archive_prefix(root, prefixes, parent);
+        }
+        let m = std::fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
+        let tree = self.archive_dir(root, (m.dev(), m.ino()), m.dev(), parent, Some(prefixes))?;
+        tree.ok_or_else(|| Error::Invalid("/ changed while being listed".into()))
+    }
+
+    /// The listing of `dir`, a directory on the way to sources: only the
+    /// children that are sources or lead to them.
+    fn archive_prefix(&self, dir: &Path, prefix: &Prefix, parent: Option<&Tree>) -> Result<Tree> {
         let mut tree = Tree::default();
         for (name, child) in &prefix.children {
             let path = dir.join(OsStr::from_bytes(name));
             let before = parent.and_then(|t| t.find(name));
             let node = if child.source {
-                let dev = std::fs::symlink_metadata(&path)
-                    .map(|m| m.dev())
-                    .unwrap_or(0);
-                self.archive_path(&path, name, dev, before)?
+                self.archive_path(&path, name, 0, before, Some(child))?
             } else {
-                // An intermediate directory: its metadata, only the chosen children.
-                let m = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
-                let mut node = meta::node_from_metadata(&path, name, &m, &self.owners);
-                node.kind = NodeKind::Dir;
-                let parent_tree = match before.and_then(|b| b.subtree) {
-                    Some(id) => self.repo().load_tree(&id).ok(),
-                    None => None,
-                };
-                let sub =
-                    self.archive_prefix(&path, child, parent_tree.as_ref(), &mut Vec::new())?;
-                node.subtree = Some(self.saver.save(BlobKind::Tree, &sub.to_bytes())?.0);
-                Some(node)
+                self.archive_intermediate(&path, name, child, before)?
             };
             if let Some(n) = node {
                 tree.nodes.push(n);
             }
         }
-        // Virtual entries (streams) at this level.
-        tree.nodes.append(extra);
-        tree.nodes.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(tree)
+    }
+
+    /// A directory on the way to sources: the metadata of the directory it
+    /// resolves to (a symlinked component, `/srv/link/data`, stands for its
+    /// target, not the link's 0777) and only the chosen children.
+    fn archive_intermediate(
+        &self,
+        path: &Path,
+        name: &[u8],
+        prefix: &Prefix,
+        before: Option<&Node>,
+    ) -> Result<Option<Node>> {
+        let mut node = match meta::node_resolved(path, name, &self.owners) {
+            Ok(n) if n.kind == NodeKind::Dir => n,
+            Ok(_) => {
+                self.warn(format!(
+                    "{}: not a directory; the sources given inside it were not stored",
+                    path.display()
+                ));
+                return Ok(None);
+            }
+            Err(e) => {
+                self.warn(format!("{}: vanished or unreadable: {e}", path.display()));
+                return Ok(None);
+            }
+        };
+        let parent_tree = match before
+            .filter(|b| b.kind == NodeKind::Dir)
+            .and_then(|b| b.subtree)
+        {
+            Some(id) => self.repo().load_tree(&id).ok(),
+            None => None,
+        };
+        let sub = self.archive_prefix(path, prefix, parent_tree.as_ref())?;
+        node.subtree = match self.save_dir_tree(&sub, path)? {
+            Some(id) => Some(id),
+            None => return Ok(None),
+        };
+        Ok(Some(node))
     }
 }
 
@@ -382,17 +609,32 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
             "nothing to back up: give paths, --from-command or --stdin-name".into(),
         ));
     }
-    let mut abs = Vec::new();
+    // Lexically normal absolute paths: no `..` can reach a tree, and the
+    // snapshot records what was walked.
+    let cwd = if opts.paths.iter().any(|p| p.is_relative()) {
+        std::env::current_dir().map_err(|e| Error::io(".", e))?
+    } else {
+        PathBuf::from("/")
+    };
+    let mut sources = Vec::new();
     for p in &opts.paths {
-        let a = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
-        // Fail early and clearly for a mistyped source path.
-        std::fs::symlink_metadata(&a).map_err(|e| Error::io(&a, e))?;
-        let normal: PathBuf = a.components().collect();
-        abs.push(normal);
+        // As typed, the path must exist too: `cnof/../data` with a typo
+        // must not quietly back up `data`.
+        if !p.as_os_str().is_empty() {
+            std::fs::symlink_metadata(p).map_err(|e| Error::io(p, e))?;
+        }
+        sources.push(paths::normalize(&cwd, p)?);
     }
-    abs.sort();
-    abs.dedup();
-    let mut paths: Vec<String> = abs.iter().map(|p| p.display().to_string()).collect();
+    let sources = paths::dedup(sources);
+    for s in &sources {
+        // Fail early and clearly for a mistyped source path.
+        std::fs::symlink_metadata(&s.path).map_err(|e| Error::io(&s.path, e))?;
+    }
+    paths::check_nesting(&sources)?;
+    let mut paths: Vec<String> = sources
+        .iter()
+        .map(|s| s.path.display().to_string())
+        .collect();
     if !opts.streams.is_empty() {
         paths.push(format!("/{}", super::streams::STREAMS_DIR));
     }
@@ -443,7 +685,7 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         extra.push(dir);
         stream_summaries = sums;
     }
-    let prefixes = build_prefixes(&abs);
+    let prefixes = build_prefixes(&sources);
     // The walk reads files: twice as many walkers as cores keep the disk
     // busy while others hash (measured: 11% faster on 20k cold files;
     // compression and encryption stay on the saver's `threads` workers).
@@ -452,10 +694,21 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         .thread_name(|i| format!("snap-walk-{i}"))
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start walker threads: {e}")))?;
-    let root = walkers.install(|| {
-        arch.archive_prefix(Path::new("/"), &prefixes, parent_root.as_ref(), &mut extra)
-    })?;
-    let (root_id, _) = saver.save(BlobKind::Tree, &root.to_bytes())?;
+    let mut root = walkers.install(|| arch.archive_root(&prefixes, parent_root.as_ref()))?;
+    // Virtual entries (streams) at the root; the name is reserved for them.
+    for n in extra {
+        match root.nodes.binary_search_by(|r| r.name.cmp(&n.name)) {
+            Ok(i) => {
+                arch.warn(format!(
+                    "/{}: replaced by this run's dumps (the name is reserved for them)",
+                    n.name_lossy()
+                ));
+                root.nodes[i] = n;
+            }
+            Err(i) => root.nodes.insert(i, n),
+        }
+    }
+    let root_id = arch.save_tree(&root, Path::new("/"))?;
     let warnings = std::mem::take(&mut *arch.warnings.lock().unwrap());
     let c = arch.counters;
     drop(arch.owners);

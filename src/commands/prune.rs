@@ -231,7 +231,8 @@ fn walk(repo: &Repository, root: &BlobId, needed: &mut HashSet<BlobId>) -> Resul
         if !needed.insert(t) {
             continue;
         }
-        let tree = repo.load_tree(&t)?;
+        let (tree, parts) = repo.load_tree_parts(&t)?;
+        needed.extend(parts);
         for n in tree.nodes {
             needed.extend(n.content);
             if let Some(sub) = n.subtree {

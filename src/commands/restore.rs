@@ -57,6 +57,9 @@ pub struct RestoreReport {
     pub packs_read: u64,
     /// Problems (each names the file affected).
     pub errors: Vec<String>,
+    /// Entries left out that lose no data: kinds that cannot be recreated
+    /// here (sockets; device nodes when not root).
+    pub warnings: Vec<String>,
 }
 
 fn globset(patterns: &[String]) -> Result<Option<GlobSet>> {
@@ -504,10 +507,18 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
             }
         }
     }
-    for (p, n) in &plan.others {
+    let mut created = vec![false; plan.others.len()];
+    for (i, (p, n)) in plan.others.iter().enumerate() {
         match super::restore_meta::create_special(p, n) {
-            Ok(true) => report.others += 1,
-            Ok(false) => {}
+            Ok(true) => {
+                report.others += 1;
+                created[i] = true;
+            }
+            Ok(false) => report.warnings.push(format!(
+                "{}: {} not recreated (restore cannot create this kind here)",
+                p.display(),
+                super::ls::kind_name(n.kind)
+            )),
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -518,7 +529,7 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
             }
         }
     }
-    for (p, n) in &plan.others {
+    for ((p, n), _) in plan.others.iter().zip(&created).filter(|(_, &c)| c) {
         if let Err(e) = super::restore_meta::apply(p, n) {
             errors.push(e.to_string());
         }

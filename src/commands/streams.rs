@@ -23,7 +23,7 @@ use std::time::Duration;
 use super::create::Archiver;
 use crate::format::snapshot::StreamSummary;
 use crate::format::tree::{is_safe_name, Node, NodeKind, StreamOrigin, Tree};
-use crate::format::{BlobId, BlobKind};
+use crate::format::BlobId;
 use crate::repository::Repository;
 use crate::{Error, Result};
 
@@ -470,7 +470,7 @@ pub(crate) fn archive_streams(
     dir.ctime_ns = now;
     dir.uid = tree.nodes.first().map(|n| n.uid).unwrap_or(0);
     dir.gid = tree.nodes.first().map(|n| n.gid).unwrap_or(0);
-    dir.subtree = Some(arch.saver.save(BlobKind::Tree, &tree.to_bytes())?.0);
+    dir.subtree = Some(arch.save_tree(&tree, &Path::new("/").join(STREAMS_DIR))?);
     Ok((dir, summaries))
 }
 

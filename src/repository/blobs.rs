@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use super::Repository;
 use crate::backend::FileKind;
 use crate::format::pack::{self, PackEntry, TRAILER_LEN};
-use crate::format::tree::Tree;
+use crate::format::tree::{Tree, TreeBlob, TreeError};
 use crate::format::{BlobId, BlobKind, PackId};
 use crate::index::BlobLocation;
 use crate::pipeline::compress;
@@ -77,10 +77,33 @@ impl Repository {
         self.decode_blob(&loc.pack, &loc.entry, &sealed)
     }
 
-    /// Reads and parses a tree.
+    /// Reads and parses a directory listing (joining the parts of a split
+    /// directory).
     pub fn load_tree(&self, id: &BlobId) -> Result<Tree> {
-        let bytes = self.read_blob(id)?;
-        Tree::parse(&bytes).map_err(|why| Error::corrupt(format!("tree {}", id.short()), why))
+        Ok(self.load_tree_parts(id)?.0)
+    }
+
+    /// Like [`Repository::load_tree`], and also returns the ids of the part
+    /// blobs of a split directory (empty for a one-blob listing): whoever
+    /// decides which blobs are still needed (prune) must keep them too.
+    pub fn load_tree_parts(&self, id: &BlobId) -> Result<(Tree, Vec<BlobId>)> {
+        let corrupt = |id: &BlobId, why: TreeError| {
+            Error::corrupt(format!("tree {}", id.short()), why.to_string())
+        };
+        match TreeBlob::parse(&self.read_blob(id)?).map_err(|why| corrupt(id, why))? {
+            TreeBlob::Listing(t) => Ok((t, Vec::new())),
+            TreeBlob::Parts(ids) => {
+                let mut parts = Vec::with_capacity(ids.len());
+                for (i, p) in ids.iter().enumerate() {
+                    match TreeBlob::parse(&self.read_blob(p)?).map_err(|why| corrupt(p, why))? {
+                        TreeBlob::Listing(t) => parts.push(t),
+                        TreeBlob::Parts(_) => return Err(corrupt(id, TreeError::BadPart(i))),
+                    }
+                }
+                let t = Tree::join(parts).map_err(|why| corrupt(id, why))?;
+                Ok((t, ids))
+            }
+        }
     }
 
     /// Parses the encrypted header of a pack from its last `tail` bytes

@@ -60,8 +60,25 @@ pub fn kind_of(m: &Metadata) -> NodeKind {
     }
 }
 
-/// A node carrying `m`'s metadata (content, subtree, target left empty).
+/// A node carrying `m`'s metadata (content, subtree, target left empty);
+/// `m` is the `lstat` of `path` and xattrs are those of `path` itself.
 pub fn node_from_metadata(path: &Path, name: &[u8], m: &Metadata, owners: &OwnerNames) -> Node {
+    let mut n = node_of(name, m, owners);
+    n.xattrs = read_xattrs(path, false);
+    n
+}
+
+/// A node for what `path` resolves to (its `stat`, and the xattrs of the
+/// directory a symlink points to): for a symlinked component of a source
+/// path (`/srv/link/data`), whose node must be the directory, not the link.
+pub fn node_resolved(path: &Path, name: &[u8], owners: &OwnerNames) -> std::io::Result<Node> {
+    let m = std::fs::metadata(path)?;
+    let mut n = node_of(name, &m, owners);
+    n.xattrs = read_xattrs(path, true);
+    Ok(n)
+}
+
+fn node_of(name: &[u8], m: &Metadata, owners: &OwnerNames) -> Node {
     let kind = kind_of(m);
     let mut n = Node::new(name.to_vec(), kind);
     n.mode = m.mode() & 0o7777;
@@ -80,17 +97,26 @@ pub fn node_from_metadata(path: &Path, name: &[u8], m: &Metadata, owners: &Owner
     } else {
         0
     };
-    n.xattrs = read_xattrs(path);
     n
 }
 
-fn read_xattrs(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let Ok(names) = xattr::list(path) else {
+fn read_xattrs(path: &Path, follow: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let names = if follow {
+        xattr::list_deref(path)
+    } else {
+        xattr::list(path)
+    };
+    let Ok(names) = names else {
         return Vec::new();
     };
     let mut out: Vec<(Vec<u8>, Vec<u8>)> = names
         .filter_map(|n| {
-            let v = xattr::get(path, &n).ok().flatten()?;
+            let v = if follow {
+                xattr::get_deref(path, &n)
+            } else {
+                xattr::get(path, &n)
+            };
+            let v = v.ok().flatten()?;
             Some((n.as_bytes().to_vec(), v))
         })
         .collect();

@@ -1,7 +1,10 @@
-//! The file system side of `create`: what to include (excludes), and how a
+//! The file system side of `create`: which paths (normalized sources),
+//! what to include (excludes), listing directories safely, and how a
 //! file's metadata becomes a tree node.
 
+pub mod dir;
 pub mod exclude;
 pub mod meta;
+pub mod paths;
 
 pub use exclude::Excludes;

@@ -153,7 +153,7 @@ impl Rewriter<'_> {
         if let Some(id) = self.empty_tree {
             return Ok(id);
         }
-        let id = self.sink.put(BlobKind::Tree, &Tree::default().to_bytes())?;
+        let id = Tree::default().store(|b| self.sink.put(BlobKind::Tree, b))?;
         self.empty_tree = Some(id);
         Ok(id)
     }
@@ -330,7 +330,7 @@ impl Rewriter<'_> {
             }
         }
         let new_id = if changed {
-            self.sink.put(BlobKind::Tree, &t.to_bytes())?
+            t.store(|b| self.sink.put(BlobKind::Tree, b))?
         } else {
             *id
         };
