@@ -57,7 +57,7 @@ fn proxy(upstream: String, drop_path: &'static str) -> (String, Arc<AtomicBool>)
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(client.try_clone().unwrap());
                 let mut client = client;
-                while let Some((head, body)) = read_request(&mut reader) {
+                if let Some((head, body)) = read_request(&mut reader) {
                     let first_line = head.lines().next().unwrap_or("").to_string();
                     let head: String = head
                         .split_inclusive("\r\n")
@@ -80,7 +80,6 @@ fn proxy(upstream: String, drop_path: &'static str) -> (String, Arc<AtomicBool>)
                     }
                     let _ = client.write_all(&resp);
                     let _ = client.shutdown(std::net::Shutdown::Both);
-                    return;
                 }
             });
         }
