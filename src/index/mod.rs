@@ -36,6 +36,40 @@ impl std::fmt::Debug for Index {
     }
 }
 
+/// The rowid of an indexed pack.
+fn pack_rowid(tx: &rusqlite::Transaction<'_>, pack: &PackId) -> rusqlite::Result<Option<i64>> {
+    tx.query_row(
+        "SELECT rowid FROM packs WHERE id = ?1",
+        params![&pack.0[..]],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// Empties the temp table `gone`, the blob ids that are about to lose
+/// their location.
+fn reset_gone(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS gone(id BLOB PRIMARY KEY); DELETE FROM gone;")
+}
+
+/// Gives every blob in `gone` that has no location any more one of its
+/// remaining copies (from `blob_copies`) as its location.
+fn promote_copies_of_gone(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO blobs(id, pack, kind, compression, offset, stored_len, raw_len)
+         SELECT id, min(pack), kind, compression, offset, stored_len, raw_len
+         FROM blob_copies WHERE id IN (SELECT id FROM gone)
+           AND id NOT IN (SELECT id FROM blobs) GROUP BY id",
+        [],
+    )?;
+    tx.execute(
+        "DELETE FROM blob_copies WHERE id IN (SELECT id FROM gone)
+           AND pack = (SELECT b.pack FROM blobs b WHERE b.id = blob_copies.id)",
+        [],
+    )?;
+    Ok(())
+}
+
 impl Index {
     /// Opens (creating if needed) the index at `path`.
     pub fn open(path: &Path) -> Result<Index> {
@@ -247,13 +281,9 @@ impl Index {
             params![&pack.0[..], kind.code(), size as i64, entries.len() as i64],
         )
         .map_err(err)?;
-        let rowid: i64 = tx
-            .query_row(
-                "SELECT rowid FROM packs WHERE id = ?1",
-                params![&pack.0[..]],
-                |r| r.get(0),
-            )
-            .map_err(err)?;
+        let rowid: i64 = pack_rowid(&tx, pack)
+            .map_err(err)?
+            .expect("the pack was just inserted");
         // Blobs recorded damaged in this pack stay out (a header re-read
         // must not bring them back).
         let bad: std::collections::HashSet<Vec<u8>> = {
@@ -309,24 +339,14 @@ impl Index {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-        let rowid: Option<i64> = tx
-            .query_row(
-                "SELECT rowid FROM packs WHERE id = ?1",
-                params![&pack.0[..]],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(err)?;
+        let rowid = pack_rowid(&tx, pack).map_err(err)?;
         // A pack that left storage takes its damage records with it.
         tx.execute("DELETE FROM damaged WHERE pack = ?1", params![&pack.0[..]])
             .map_err(err)?;
         let Some(rowid) = rowid else {
             return tx.commit().map_err(err);
         };
-        tx.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS gone(id BLOB PRIMARY KEY); DELETE FROM gone;",
-        )
-        .map_err(err)?;
+        reset_gone(&tx).map_err(err)?;
         tx.execute("DELETE FROM blob_copies WHERE pack = ?1", params![rowid])
             .map_err(err)?;
         tx.execute(
@@ -336,20 +356,7 @@ impl Index {
         .map_err(err)?;
         tx.execute("DELETE FROM blobs WHERE pack = ?1", params![rowid])
             .map_err(err)?;
-        // Promote one remaining copy of each blob that just lost its location.
-        tx.execute(
-            "INSERT INTO blobs(id, pack, kind, compression, offset, stored_len, raw_len)
-             SELECT id, min(pack), kind, compression, offset, stored_len, raw_len
-             FROM blob_copies WHERE id IN (SELECT id FROM gone) GROUP BY id",
-            [],
-        )
-        .map_err(err)?;
-        tx.execute(
-            "DELETE FROM blob_copies WHERE id IN (SELECT id FROM gone)
-               AND pack = (SELECT b.pack FROM blobs b WHERE b.id = blob_copies.id)",
-            [],
-        )
-        .map_err(err)?;
+        promote_copies_of_gone(&tx).map_err(err)?;
         tx.execute("DELETE FROM packs WHERE id = ?1", params![&pack.0[..]])
             .map_err(err)?;
         tx.commit().map_err(err)
@@ -372,14 +379,8 @@ impl Index {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(err)?;
-        let rowid: Option<i64> = tx
-            .query_row(
-                "SELECT rowid FROM packs WHERE id = ?1",
-                params![&pack.0[..]],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(err)?;
+        let rowid = pack_rowid(&tx, pack).map_err(err)?;
+        reset_gone(&tx).map_err(err)?;
         let mut added = 0;
         for e in entries {
             added += tx
@@ -411,20 +412,13 @@ impl Index {
                 .map_err(err)?;
             if moved > 0 {
                 tx.execute(
-                    "INSERT INTO blobs(id, pack, kind, compression, offset, stored_len, raw_len)
-                     SELECT id, min(pack), kind, compression, offset, stored_len, raw_len
-                     FROM blob_copies WHERE id = ?1 GROUP BY id",
-                    params![&e.id.0[..]],
-                )
-                .map_err(err)?;
-                tx.execute(
-                    "DELETE FROM blob_copies WHERE id = ?1
-                       AND pack = (SELECT b.pack FROM blobs b WHERE b.id = ?1)",
+                    "INSERT OR IGNORE INTO gone(id) VALUES (?1)",
                     params![&e.id.0[..]],
                 )
                 .map_err(err)?;
             }
         }
+        promote_copies_of_gone(&tx).map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(added)
     }
