@@ -1,6 +1,21 @@
 //! The command line: clap types (raw flags), turned into validated command
 //! options; the only place that prints.
 
+/// `println!` for the CLI's output: a closed stdout (`snap ls | head`)
+/// ends the process quietly with exit 0 instead of a panic. Output is only
+/// printed after a command has finished its work, so nothing is cut short.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            panic!("cannot write to stdout: {e}");
+        }
+    }};
+}
+
 mod args;
 mod output;
 mod password;

@@ -33,7 +33,7 @@ pub fn human(n: u64) -> String {
 
 impl Printer {
     fn emit_json<T: Serialize>(&self, v: &T) {
-        println!("{}", serde_json::to_string(v).expect("reports serialize"));
+        say!("{}", serde_json::to_string(v).expect("reports serialize"));
     }
 
     /// A single line, or its JSON value.
@@ -41,7 +41,7 @@ impl Printer {
         if self.json {
             self.emit_json(json);
         } else if !self.quiet {
-            println!("{text}");
+            say!("{text}");
         }
     }
 
@@ -63,11 +63,14 @@ impl Printer {
             return;
         }
         let s = &r.summary;
-        println!(
+        say!(
             "files: {} new, {} changed, {} unchanged; {} dirs",
-            s.files_new, s.files_changed, s.files_unchanged, s.dirs
+            s.files_new,
+            s.files_changed,
+            s.files_unchanged,
+            s.dirs
         );
-        println!(
+        say!(
             "read {} of {}, added {} to the repository ({} new blobs) in {:.2}s",
             human(s.bytes_read),
             human(s.total_bytes),
@@ -76,13 +79,13 @@ impl Printer {
             s.duration_ms as f64 / 1000.0
         );
         if r.incomplete {
-            println!(
+            say!(
                 "snapshot {} saved, INCOMPLETE: {} file(s) could not be read completely",
                 &r.snapshot[..8],
                 s.warnings.len()
             );
         } else {
-            println!("snapshot {} saved", &r.snapshot[..8]);
+            say!("snapshot {} saved", &r.snapshot[..8]);
         }
     }
 
@@ -90,13 +93,18 @@ impl Printer {
         if self.json {
             return self.emit_json(&rows);
         }
-        println!(
+        say!(
             "{:<8}  {:<20}  {:<12}  {:>10}  {:>10}  {:<8}  Tags / Paths",
-            "ID", "Time", "Host", "Size", "Added", "Parent"
+            "ID",
+            "Time",
+            "Host",
+            "Size",
+            "Added",
+            "Parent"
         );
         for r in rows {
             let t = r.time.get(..19).unwrap_or(&r.time).replace('T', " ");
-            println!(
+            say!(
                 "{:<8}  {:<20}  {:<12}  {:>10}  {:>10}  {:<8}  {}{}{}",
                 r.short_id,
                 t,
@@ -113,7 +121,7 @@ impl Printer {
                 if r.incomplete { " (incomplete)" } else { "" }
             );
             for st in &r.summary.streams {
-                println!(
+                say!(
                     "{:<8}  stream {} {} from `{}`, exit {}",
                     "",
                     st.name,
@@ -123,7 +131,7 @@ impl Printer {
                 );
             }
         }
-        println!("{} snapshots", rows.len());
+        say!("{} snapshots", rows.len());
     }
 
     pub fn ls(&self, rows: &[LsEntry]) {
@@ -136,7 +144,7 @@ impl Printer {
                 (_, Some(c)) => format!("  [from `{c}`, exit {}]", r.exit_code.unwrap_or(0)),
                 _ => String::new(),
             };
-            println!(
+            say!(
                 "{:<8} {:04o} {:>12} {}  {}{}",
                 r.kind,
                 r.mode,
@@ -159,7 +167,7 @@ impl Printer {
             eprintln!("error: {e}");
         }
         if !self.quiet {
-            println!(
+            say!(
                 "restored snapshot {snap}: {} files, {} dirs, {} others, {} (read {} packs)",
                 r.files,
                 r.dirs,
@@ -187,7 +195,7 @@ impl Printer {
             eprintln!("{a}");
         }
         if !self.quiet {
-            println!(
+            say!(
                 "checked {} snapshots, {} trees, {} packs; read {} packs ({})",
                 r.snapshots,
                 r.trees,
@@ -196,9 +204,9 @@ impl Printer {
                 human(r.bytes_read)
             );
             if r.errors.is_empty() {
-                println!("no errors found");
+                say!("no errors found");
             } else {
-                println!("{} error(s) found", r.errors.len());
+                say!("{} error(s) found", r.errors.len());
             }
         }
     }
@@ -217,7 +225,7 @@ impl Printer {
             );
         }
         if !self.quiet {
-            println!("index rebuilt: {} packs indexed", r.packs_added);
+            say!("index rebuilt: {} packs indexed", r.packs_added);
         }
     }
 }

@@ -147,12 +147,12 @@ impl PruneArgs {
 pub fn run_forget(a: &ForgetArgs, repo: &Repository, p: &Printer) -> Result<i32> {
     let r = forget::run(repo, &a.snapshots)?;
     if p.json {
-        println!("{}", serde_json::to_string(&r)?);
+        say!("{}", serde_json::to_string(&r)?);
     } else if !p.quiet {
         for id in &r.removed {
-            println!("removed snapshot {}", &id[..8]);
+            say!("removed snapshot {}", &id[..8]);
         }
-        println!("run `snap prune` to free the space they used");
+        say!("run `snap prune` to free the space they used");
     }
     Ok(exit::OK)
 }
@@ -166,7 +166,7 @@ pub fn run_prune(a: &PruneArgs, repo: &Repository, p: &Printer) -> Result<i32> {
 
 fn print_prune(p: &Printer, r: &PruneReport) {
     if p.json {
-        println!("{}", serde_json::to_string(r).expect("report serializes"));
+        say!("{}", serde_json::to_string(r).expect("report serializes"));
         return;
     }
     if p.quiet {
@@ -179,7 +179,7 @@ fn print_prune(p: &Printer, r: &PruneReport) {
         } else {
             "no rule".to_string()
         };
-        println!(
+        say!(
             "{verdict} {}  {}  {}  {}  [{why}]",
             &d.id[..8],
             d.time,
@@ -188,10 +188,10 @@ fn print_prune(p: &Printer, r: &PruneReport) {
         );
     }
     let verb = if r.dry_run { "would remove" } else { "removed" };
-    println!("{verb} {} of {} snapshot(s)", r.removed, r.snapshots.len());
+    say!("{verb} {} of {} snapshot(s)", r.removed, r.snapshots.len());
     if let Some(g) = &r.gc {
         let verb = if r.dry_run { "would free" } else { "freed" };
-        println!(
+        say!(
             "packs: {} before ({}), {} deleted, {} repacked ({} blobs copied into {} new packs, {})",
             g.packs_before,
             human(g.bytes_before),
@@ -201,21 +201,22 @@ fn print_prune(p: &Printer, r: &PruneReport) {
             g.packs_written,
             human(g.bytes_written)
         );
-        println!(
+        say!(
             "{verb} {} (needed data: {})",
             human(g.bytes_freed.max(0) as u64),
             human(g.bytes_needed)
         );
         if g.packs_damaged_kept > 0 {
-            println!(
+            say!(
                 "left {} damaged pack(s) for `snap repair packs`, which salvages what is intact",
                 g.packs_damaged_kept
             );
         }
         if g.creates_waited > 0 || g.stale_locks_removed > 0 {
-            println!(
+            say!(
                 "waited for {} running backup(s); removed {} stale lock(s)",
-                g.creates_waited, g.stale_locks_removed
+                g.creates_waited,
+                g.stale_locks_removed
             );
         }
     }

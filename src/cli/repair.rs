@@ -54,18 +54,18 @@ pub fn run_packs(a: &RepairPacksArgs, repo: &Repository, p: &Printer) -> Result<
 
 fn print_packs(p: &Printer, r: &RepairPacksReport) {
     if p.json {
-        println!("{}", serde_json::to_string(r).expect("report serializes"));
+        say!("{}", serde_json::to_string(r).expect("report serializes"));
         return;
     }
     if p.quiet {
         return;
     }
     if r.packs.is_empty() {
-        println!("no damaged packs: nothing to repair");
+        say!("no damaged packs: nothing to repair");
         return;
     }
     for k in &r.packs {
-        println!(
+        say!(
             "pack {} ({}): {} blob(s), {} intact, {} damaged; {} copied, {} lost",
             &k.pack[..8],
             k.reason,
@@ -76,13 +76,13 @@ fn print_packs(p: &Printer, r: &RepairPacksReport) {
             k.lost
         );
         if let Some(n) = &k.note {
-            println!("  {n}");
+            say!("  {n}");
         }
     }
     if r.dry_run {
-        println!("dry run: nothing changed");
+        say!("dry run: nothing changed");
     } else {
-        println!(
+        say!(
             "wrote {} new pack(s) ({}), removed {} damaged pack(s)",
             r.packs_written,
             human(r.bytes_written),
@@ -90,7 +90,7 @@ fn print_packs(p: &Printer, r: &RepairPacksReport) {
         );
     }
     if r.packs.iter().any(|k| k.lost > 0) {
-        println!(
+        say!(
             "snapshots that used lost blobs: rewrite them with `snap repair snapshots`, \
              or run `snap create` again for sources still on disk"
         );
@@ -112,7 +112,7 @@ pub fn run_snapshots(a: &RepairSnapshotsArgs, repo: Arc<Repository>, p: &Printer
 
 fn print_snapshots(p: &Printer, r: &RepairSnapshotsReport) {
     if p.json {
-        println!("{}", serde_json::to_string(r).expect("report serializes"));
+        say!("{}", serde_json::to_string(r).expect("report serializes"));
         return;
     }
     if p.quiet {
@@ -120,7 +120,7 @@ fn print_snapshots(p: &Printer, r: &RepairSnapshotsReport) {
     }
     let would = if r.dry_run { "would " } else { "" };
     for s in r.snapshots.iter().filter(|s| !s.changes.is_empty()) {
-        println!(
+        say!(
             "snapshot {} of [{}] at {} on {}",
             &s.id[..8],
             s.paths.join(" "),
@@ -128,25 +128,26 @@ fn print_snapshots(p: &Printer, r: &RepairSnapshotsReport) {
             s.host
         );
         for c in &s.changes {
-            println!("  {c}");
+            say!("  {c}");
         }
         if let Some(n) = &s.new_id {
-            println!("  saved repaired snapshot {}", &n[..8]);
+            say!("  saved repaired snapshot {}", &n[..8]);
         } else if r.dry_run && !s.unrepairable {
-            println!("  would save a repaired snapshot");
+            say!("  would save a repaired snapshot");
         }
         if s.removed {
-            println!("  {would}remove snapshot {}", &s.id[..8]);
+            say!("  {would}remove snapshot {}", &s.id[..8]);
         } else if s.unrepairable {
-            println!("  left as is: add --forget to remove it");
+            say!("  left as is: add --forget to remove it");
         }
     }
     if r.modified == 0 && r.unrepairable == 0 {
-        println!("no snapshot needs repair");
+        say!("no snapshot needs repair");
     } else {
-        println!(
+        say!(
             "{would}repair {} snapshot(s); {} with nothing left to keep",
-            r.modified, r.unrepairable
+            r.modified,
+            r.unrepairable
         );
     }
 }
