@@ -173,23 +173,30 @@ impl BlobSaver {
         self.excluded_packs = packs;
     }
 
-    /// Whether a blob is stored in a pack that no prune may delete.
-    pub fn has_usable(&self, id: &BlobId) -> Result<bool> {
-        if self.excluded_packs.is_empty() {
-            return self.shared.repo.index().contains(id);
-        }
-        let packs = self.shared.repo.index().blob_packs(id)?;
-        Ok(packs.iter().any(|p| !self.excluded_packs.contains(p)))
-    }
-
-    /// Whether every blob in `ids` is stored in a pack no prune may delete
-    /// (or queued in this run).
-    pub fn all_usable(&self, ids: &[BlobId]) -> Result<bool> {
-        if self.excluded_packs.is_empty() {
-            return Ok(true);
-        }
+    /// The one answer to "may this run reference these blobs?", for new
+    /// chunks, the parent's chunks of unchanged files and trees alike: yes
+    /// for a blob this run stores itself (queued), or one the index holds
+    /// in a pack outside the prune protocol's exclusion set. The index must
+    /// have been reconciled with storage at the start of the run
+    /// (`Repository::sync_index`, after the create registration): it is a
+    /// cache, never proof on its own. The index is locked once per batch.
+    pub fn usable(&self, ids: &[BlobId]) -> Result<bool> {
+        let pending = self.pending.lock().unwrap();
+        let index = self.shared.repo.index();
         for id in ids {
-            if !self.pending.lock().unwrap().contains(id) && !self.has_usable(id)? {
+            if pending.contains(id) {
+                continue;
+            }
+            if let Some(Some(prefixes)) = self.absent_filter.get() {
+                if prefixes.binary_search(&prefix(id)).is_err() {
+                    return Ok(false);
+                }
+            } else if self.lookups.fetch_add(1, Ordering::Relaxed) == FILTER_AFTER_LOOKUPS {
+                let _ = self
+                    .absent_filter
+                    .set(index.blob_prefixes(FILTER_MAX_BLOBS)?);
+            }
+            if !index.has_copy_outside(id, &self.excluded_packs)? {
                 return Ok(false);
             }
         }
@@ -208,19 +215,6 @@ impl BlobSaver {
         Ok(())
     }
 
-    /// Whether the repository already has a blob.
-    fn known(&self, id: &BlobId) -> Result<bool> {
-        if let Some(Some(prefixes)) = self.absent_filter.get() {
-            if prefixes.binary_search(&prefix(id)).is_err() {
-                return Ok(false);
-            }
-        } else if self.lookups.fetch_add(1, Ordering::Relaxed) == FILTER_AFTER_LOOKUPS {
-            let loaded = self.shared.repo.index().blob_prefixes(FILTER_MAX_BLOBS)?;
-            let _ = self.absent_filter.set(loaded);
-        }
-        self.has_usable(id)
-    }
-
     /// Saves a blob unless the repository (or this run) has it already.
     /// Returns its id and whether it was new.
     pub fn save(&self, kind: BlobKind, data: &[u8]) -> Result<(BlobId, bool)> {
@@ -234,11 +228,11 @@ impl BlobSaver {
             )));
         }
         let id = self.shared.repo.key().blob_id(data);
-        if self.pending.lock().unwrap().contains(&id) || self.known(&id)? {
+        if self.usable(std::slice::from_ref(&id))? {
             return Ok((id, false));
         }
         if !self.pending.lock().unwrap().insert(id) {
-            return Ok((id, false));
+            return Ok((id, false)); // another thread queued it meanwhile
         }
         self.check_failed()?;
         self.shared.stats.blobs.fetch_add(1, Ordering::Relaxed);
