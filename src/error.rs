@@ -89,6 +89,9 @@ pub enum Error {
         /// What SQLite said.
         cause: rusqlite::Error,
     },
+    /// A worker of the run failed (a panic is a bug); nothing was committed.
+    #[error("{0} (nothing was committed)")]
+    Internal(String),
     /// A snapshot selector matched nothing or more than one snapshot.
     #[error("snapshot {selector:?}: {why}")]
     SnapshotSelector {
