@@ -332,3 +332,42 @@ fn storage_errors_never_make_the_index_forget_packs() {
     check_clean(&good);
     restores_to(&good, &src, "restored");
 }
+
+#[test]
+fn repair_index_beside_a_running_create_breaks_neither() {
+    let env = Env::new();
+    let src = source(&env, 5);
+    env.create(&[&src], &[]);
+    // A create that holds the index open while it waits for its input.
+    let mut child = env
+        .cmd()
+        .args(["create", "--stdin-name", "slow.txt"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while files_starting(&env.repo.join("locks"), "create-").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "create did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = env.run(["repair", "index"]);
+    assert_eq!(code(&out), 1, "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in use by another snap process"),
+        "{}",
+        stderr(&out)
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&[7u8; 300_000]).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_success(&out, "the running create");
+    // Now nothing holds it: repair works, and nothing was lost.
+    env.ok(["repair", "index"]);
+    check_clean(&env);
+    let to = env.path("restored");
+    env.restore(&env.snapshot_ids()[0], &to);
+    assert_same_tree(&src, &restored(&to, &src));
+}

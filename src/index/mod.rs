@@ -71,13 +71,19 @@ pub fn is_damage(e: &rusqlite::Error) -> bool {
 }
 
 /// Takes `flock(op)` on `file`, retrying a non-blocking request until
-/// `wait` has passed. Returns whether the lock was taken.
+/// `wait` has passed. Returns false only when another process holds a
+/// conflicting lock all that time; a file system without `flock` support
+/// counts as locked (the protection is then lost, as without this lock).
 fn flock(file: &File, op: libc::c_int, wait: Duration) -> bool {
     let start = Instant::now();
     loop {
         // SAFETY: flock on a valid, open descriptor.
         if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } == 0 {
             return true;
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
+            _ => return true,
         }
         if start.elapsed() >= wait {
             return false;
