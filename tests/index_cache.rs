@@ -208,25 +208,33 @@ fn damaged_index_page_is_rebuilt_from_the_packs() {
     check_clean(&env);
     restores_to(&env, &src, "restored-1");
 
-    // Any other command either rebuilds the cache itself or says to run
-    // `snap repair index`; the next command works in any case.
+    // Any other command that meets the damage says so (the index is only a
+    // cache: the next command rebuilds it, or `snap repair index`), and
+    // `check` always meets it; the command after that works.
+    let advises = |out: &std::process::Output, what: &str| {
+        if !out.status.success() {
+            assert!(
+                stderr(out).contains("is damaged") && stderr(out).contains("snap repair index"),
+                "{what}: {}",
+                stderr(out)
+            );
+        }
+    };
+    let to = env.path("restored-while-damaged");
     for (i, args) in [
         vec!["check"],
         vec!["create", src.to_str().unwrap(), "--full"],
         vec!["prune"],
+        vec!["restore", "latest", "--to", to.to_str().unwrap()],
     ]
     .into_iter()
     .enumerate()
     {
+        let _ = fs::remove_dir_all(&to);
         damage_index(&env);
-        let out = env.run(&args);
-        if !out.status.success() {
-            assert!(
-                stderr(&out).contains("snap repair index"),
-                "{args:?}: {}",
-                stderr(&out)
-            );
-        }
+        advises(&env.run(&args), &format!("{args:?}"));
+        let out = env.run(["check"]);
+        advises(&out, "check");
         check_clean(&env);
         restores_to(&env, &src, &format!("restored-x{i}"));
     }
@@ -370,4 +378,60 @@ fn repair_index_beside_a_running_create_breaks_neither() {
     let to = env.path("restored");
     env.restore(&env.snapshot_ids()[0], &to);
     assert_same_tree(&src, &restored(&to, &src));
+}
+
+/// The repository written by the released v0.1 (tests/fixtures/v0_1), with
+/// its in-repository index: read-only, the old index is left alone and not
+/// used; writable, the first command removes it, and says so at `-v`.
+#[test]
+fn the_v0_1_fixtures_in_repository_index_is_retired() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tarball = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v0_1/repo.tar.gz");
+    let st = Command::new("tar")
+        .arg("-xzf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(tmp.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let repo = tmp.path().join("repo");
+    let old = repo.join("index/index.sqlite");
+    assert!(old.is_file(), "the fixture has v0.1's index");
+    let snap = |repo: &Path, args: &[&str]| {
+        Command::new(snap_bin())
+            .env_remove("SNAP_PASSWORD_FILE")
+            .env_remove("SNAP_PASSWORD_COMMAND")
+            .env("SNAP_REPO", repo)
+            .env("SNAP_CACHE_DIR", tmp.path().join("cache"))
+            .env("SNAP_PASSWORD", "v0.1 fixture password")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    if let Some(_m) = RoMount::new(&repo, &tmp.path().join("ro")) {
+        let out = snap(&tmp.path().join("ro"), &["-v", "check"]);
+        assert_success(&out, "check of the read-only v0.1 repository");
+        assert!(
+            stderr(&out).contains("could not be removed"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(old.is_file(), "left alone on a read-only mount");
+    }
+    let out = snap(&repo, &["-v", "check", "--read-data"]);
+    assert_success(&out, "check of the v0.1 repository");
+    assert!(
+        stderr(&out).contains("removed") && stderr(&out).contains("index"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!repo.join("index").exists(), "the old index is gone");
+    let out = snap(&repo, &["-v", "snapshots"]);
+    assert_success(&out, "snapshots");
+    assert!(
+        !stderr(&out).contains("removed"),
+        "only once: {}",
+        stderr(&out)
+    );
 }

@@ -412,7 +412,11 @@ fn current_binary_reads_a_v0_1_repository() {
 
     // A wrong password is still exit code 12; an empty one is refused as
     // such, without trying it.
-    let out = f.cmd("not the password").args(["snapshots"]).output().unwrap();
+    let out = f
+        .cmd("not the password")
+        .args(["snapshots"])
+        .output()
+        .unwrap();
     assert_eq!(code(&out), 12, "wrong password: {out:?}");
     let out = f.cmd("").args(["snapshots"]).output().unwrap();
     assert!(
