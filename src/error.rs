@@ -51,7 +51,9 @@ pub enum Error {
         /// Which object.
         what: String,
     },
-    /// A storage backend failed.
+    /// A storage backend could not be reached or refused a request (I/O
+    /// error, timeout, access denied): never proof that an object is missing
+    /// or damaged, so nothing is recorded or dropped because of it.
     #[error("storage error on {what}: {source}")]
     Backend {
         /// Which object or operation.
@@ -78,6 +80,18 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// The index file is damaged. It is only a cache: a marker beside it
+    /// makes the next command rebuild it from the packs.
+    #[error("index {} is damaged ({cause}); it is only a cache of the pack headers: the next snap command rebuilds it from the packs (or run `snap repair index`)", path.display())]
+    IndexDamaged {
+        /// The index database file.
+        path: PathBuf,
+        /// What SQLite said.
+        cause: rusqlite::Error,
+    },
+    /// A worker of the run failed (a panic is a bug); nothing was committed.
+    #[error("{0} (nothing was committed)")]
+    Internal(String),
     /// A snapshot selector matched nothing or more than one snapshot.
     #[error("snapshot {selector:?}: {why}")]
     SnapshotSelector {

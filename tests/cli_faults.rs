@@ -42,6 +42,7 @@ fn unreadable_file_gives_an_incomplete_snapshot_and_exit_3() {
         chmod(&src, 0o755);
         chmod(&src.join("ok.txt"), 0o644);
         chown_tree(&env.repo, NOBODY, NOBODY);
+        chown_tree(&env.cache, NOBODY, NOBODY);
         cmd.uid(NOBODY).gid(NOBODY).env("HOME", env.tmp.path());
     } else {
         chmod(&src.join("secret.txt"), 0o000);
@@ -373,7 +374,7 @@ fn lost_index_is_rebuilt_and_loses_nothing() {
     fs::write(src.join("d/c.txt"), b"second").unwrap();
     env.create(&[&src], &[]);
 
-    let index_dir = env.repo.join("index");
+    let index_dir = env.cache_dir();
     let remove_index = || {
         for f in fs::read_dir(&index_dir).unwrap() {
             let p = f.unwrap().path();

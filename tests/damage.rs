@@ -166,7 +166,6 @@ fn a_damaged_chunk_is_stored_again_for_a_new_file_with_the_same_content() {
 /// be checked like a new one (the saver's part, done beside this one), so a
 /// plain `create` also stores the damaged chunk again.
 #[test]
-#[ignore = "needs the parent-chunk usability check in src/repository/saver.rs (another part of issue 8)"]
 fn plain_create_after_damage_reads_the_unchanged_file_again() {
     let (env, src, _, pack) = backed_up();
     flip_byte(&pack, 100);

@@ -142,6 +142,14 @@ impl From<BackendError> for crate::Error {
                 what: what.clone(),
                 source: io::Error::new(io::ErrorKind::AlreadyExists, "already exists"),
             },
+            // A read that returned fewer bytes than the object should have:
+            // the object is truncated (damage), not out of reach.
+            BackendError::Io { what, source } if source.kind() == io::ErrorKind::UnexpectedEof => {
+                crate::Error::Corrupt {
+                    what,
+                    why: source.to_string(),
+                }
+            }
             BackendError::Io { what, source } => crate::Error::Backend { what, source },
         }
     }

@@ -125,11 +125,13 @@ fn open_repo(cli: &Cli) -> Result<Arc<Repository>> {
     let raw = Repository::check_format_version(be.as_ref())?;
     keep_repository_mode(&loc);
     let pw = get_password(cli, false)?;
-    Ok(Arc::new(Repository::open_with_config(
-        be,
-        &raw,
-        pw.as_bytes(),
-    )?))
+    let repo = Repository::open_with_config(be, &raw, pw.as_bytes())?;
+    if cli.global.verbose > 0 {
+        for n in repo.notices() {
+            eprintln!("snap: {n}");
+        }
+    }
+    Ok(Arc::new(repo))
 }
 
 /// New objects of a local repository whose `config` is group-readable are

@@ -175,6 +175,13 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
         report.errors.push(e.to_string());
         return Ok(report);
     }
+    // The index is a cache: bring it in step with storage first, so that a
+    // stale one (another client pruned) is not taken for damage.
+    for name in repo.sync_index()?.packs_damaged {
+        report.errors.push(format!(
+            "pack {name}: the header is damaged; its blobs are not indexed"
+        ));
+    }
     // Index <-> storage.
     let stored = repo.backend().list(FileKind::Pack)?;
     report.packs = stored.len() as u64;

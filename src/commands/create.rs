@@ -150,9 +150,9 @@ impl<'a> Archiver<'a> {
         parent: Option<&Node>,
     ) -> Result<Option<Node>> {
         if let Some(p) = parent {
-            // Unchanged files reuse the parent's chunks, unless a prune in
-            // progress may delete them (prune protocol: then read again).
-            if !self.full && meta::unchanged(&node, p) && self.saver.all_usable(&p.content)? {
+            // Unchanged files reuse the parent's chunks only if this run may
+            // reference every one of them (else the file is read again).
+            if !self.full && meta::unchanged(&node, p) && self.saver.usable(&p.content)? {
                 node.content = p.content.clone();
                 self.counters
                     .files_unchanged
@@ -646,6 +646,9 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     // we see its intent (format-spec/07-prune-protocol.md).
     let (create_lock, excluded_packs) = crate::repository::locks::register_create(&repo)?;
     failpoint!("create.after_intents");
+    // The index is only a cache: bring it in step with storage (one listing
+    // of the packs) before it may say which blobs exist.
+    repo.sync_index()?;
     let mut parent = find_parent(&repo, &opts, &host, &paths)?;
     let parent_root = match &parent {
         // A parent that a concurrent prune removed is no parent at all.

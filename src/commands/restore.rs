@@ -432,7 +432,10 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
                 .backend()
                 .read_range(FileKind::Pack, &pack.to_hex(), first, end - first)
             {
-                Ok(b) => b,
+                Ok(b) => Some(b),
+                // The pack is gone (another client's prune moved its blobs):
+                // read each blob where the resynced index says it is now.
+                Err(e) if e.is_not_found() => None,
                 Err(e) => {
                     let e: Error = e.into();
                     errors
@@ -447,9 +450,14 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
                 }
             };
         for b in blobs {
-            let s = (b.entry.offset - first) as usize;
-            let sealed = &bytes[s..s + b.entry.stored_len as usize];
-            let plain = match repo.decode_blob(pack, &b.entry, sealed) {
+            let decoded = match &bytes {
+                Some(bytes) => {
+                    let s = (b.entry.offset - first) as usize;
+                    repo.decode_blob(pack, &b.entry, &bytes[s..s + b.entry.stored_len as usize])
+                }
+                None => repo.read_blob(&b.entry.id),
+            };
+            let plain = match decoded {
                 Ok(p) => p,
                 Err(e) => {
                     errors.lock().unwrap().push(e.to_string());

@@ -1,10 +1,21 @@
 //! The SQLite index: blob id -> (pack, offset, lengths), and the list of
-//! packs it was built from. It is a cache: everything in it can be rebuilt
-//! from the pack headers (`snap repair index`), and no object is ever
-//! referenced here before it is durable in the backend.
+//! packs it was built from. It is a per-user cache (one file per repository
+//! in the cache directory): everything in it can be rebuilt from the pack
+//! headers (`snap repair index`), and no object is ever referenced here
+//! before it is durable in the backend. It is never proof that a blob is
+//! still in storage: the repository reconciles it with a listing of the
+//! packs before trusting it (see `Repository::sync_index`).
+//!
+//! Every process using the index holds a shared `flock` on `<file>.lock`;
+//! replacing the file (a rebuild) takes it exclusively, so that no process
+//! still writes through an open connection (and its WAL) to a file that is
+//! being replaced. A query that finds the file damaged leaves a marker
+//! (`<file>.damaged`): the next open rebuilds the index from the packs.
 
+use std::fs::{File, OpenOptions};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -14,6 +25,9 @@ use crate::{Error, Result};
 
 /// Index schema version (stored in `PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
+
+/// How long a rebuild waits for other processes to close the index.
+const INSTALL_WAIT: Duration = Duration::from_secs(10);
 
 /// Where a blob lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +42,8 @@ pub struct BlobLocation {
 pub struct Index {
     conn: Connection,
     path: PathBuf,
+    /// The shared lock on `<path>.lock` (none for a file being built).
+    _lock: Option<File>,
 }
 
 impl std::fmt::Debug for Index {
@@ -70,61 +86,217 @@ fn promote_copies_of_gone(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()
     Ok(())
 }
 
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Whether an SQLite error means that the database file is damaged.
+pub fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _) if matches!(
+            f.code,
+            rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+        )
+    )
+}
+
+/// Takes `flock(op)` on `file`, retrying a non-blocking request until
+/// `wait` has passed. Returns false only when another process holds a
+/// conflicting lock all that time; a file system without `flock` support
+/// counts as locked (the protection is then lost, as without this lock).
+fn flock(file: &File, op: libc::c_int, wait: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        // SAFETY: flock on a valid, open descriptor.
+        if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } == 0 {
+            return true;
+        }
+        match std::io::Error::last_os_error().raw_os_error() {
+            Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
+            _ => return true,
+        }
+        if start.elapsed() >= wait {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lock_file(path: &Path) -> Result<File> {
+    let lp = with_suffix(path, ".lock");
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lp)
+        .map_err(|e| Error::io(&lp, e))
+}
+
+fn remove_if_present(p: &Path) -> Result<()> {
+    match std::fs::remove_file(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(p, e)),
+    }
+}
+
 impl Index {
     /// Opens (creating if needed) the index at `path`.
     pub fn open(path: &Path) -> Result<Index> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let conn = Connection::open(path).map_err(|e| Error::Index {
-            path: path.into(),
-            source: e,
-        })?;
+        let lock = lock_file(path)?;
+        // Held only for the instant of a file swap by a rebuild.
+        if !flock(&lock, libc::LOCK_SH, INSTALL_WAIT * 6) {
+            return Err(Error::io(
+                with_suffix(path, ".lock"),
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "another snap process holds the index lock",
+                ),
+            ));
+        }
+        Self::open_file(path, Some(lock))
+    }
+
+    fn open_file(path: &Path, lock: Option<File>) -> Result<Index> {
+        let conn = Connection::open(path).map_err(|e| Self::error(path, e))?;
         let idx = Index {
             conn,
             path: path.into(),
+            _lock: lock,
         };
         idx.init().map_err(|e| idx.err(e))?;
         Ok(idx)
     }
 
-    /// Opens the index at `path`; a file that is not a valid SQLite
-    /// database (truncated, overwritten) is deleted and a new, empty index
-    /// created in its place: the index is a cache of the pack headers, so
-    /// dropping it loses nothing. Returns the index and whether it is new
-    /// (and so must be filled from the packs).
-    pub fn open_or_recreate(path: &Path) -> Result<(Index, bool)> {
-        let fresh = !path.exists();
-        match Index::open(path) {
-            Ok(i) => Ok((i, fresh)),
-            Err(Error::Index {
-                source: rusqlite::Error::SqliteFailure(f, _),
-                ..
-            }) if matches!(
-                f.code,
-                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
-            ) =>
-            {
-                for suffix in ["", "-wal", "-shm"] {
-                    let mut p = path.as_os_str().to_owned();
-                    p.push(suffix);
-                    match std::fs::remove_file(&p) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(Error::io(PathBuf::from(p), e)),
-                    }
+    /// An empty index in memory, holding the place of one being rebuilt.
+    pub fn placeholder() -> Result<Index> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| Self::error(&path, e))?;
+        let idx = Index {
+            conn,
+            path,
+            _lock: None,
+        };
+        idx.init().map_err(|e| idx.err(e))?;
+        Ok(idx)
+    }
+
+    /// A new, empty index file beside `path`, to be filled and then put in
+    /// its place with [`Index::install`]. Leftovers of builds by processes
+    /// that are gone are removed.
+    pub fn create_beside(path: &Path) -> Result<Index> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prefix = format!("{base}.new-");
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let pid = name
+                    .strip_prefix(&prefix)
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|p| p.parse::<i32>().ok());
+                if pid.is_some_and(|p| !crate::repository::tmp::process_alive(p)) {
+                    let _ = std::fs::remove_file(e.path());
                 }
-                Ok((Index::open(path)?, true))
             }
-            Err(e) => Err(e),
+        }
+        let tmp = dir.join(format!(
+            "{prefix}{}-{:016x}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        Self::open_file(&tmp, None)
+    }
+
+    /// Removes a file made by [`Index::create_beside`] that will not be
+    /// installed.
+    pub fn discard(self) {
+        let path = self.path.clone();
+        drop(self);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(with_suffix(&path, suffix));
+        }
+    }
+
+    /// Puts this freshly built index (from [`Index::create_beside`]) at
+    /// `path`, replacing whatever is there (a damaged or stale file, which
+    /// is never read), and opens it. The caller must have closed its own
+    /// handle on `path`. With `replace` false, an intact index that another
+    /// process installed meanwhile is kept and this one discarded.
+    pub fn install(self, path: &Path, replace: bool) -> Result<Index> {
+        // Leave one self-contained file: no WAL beside it.
+        if let Err(e) = self.conn.pragma_update(None, "journal_mode", "DELETE") {
+            let e = self.err(e);
+            self.discard();
+            return Err(e);
+        }
+        let built = self.path.clone();
+        drop(self);
+        let lock = lock_file(path)?;
+        let usable_now = || path.exists() && !Self::marked_damaged(path);
+        if !flock(&lock, libc::LOCK_EX, INSTALL_WAIT) {
+            if !replace && usable_now() {
+                let _ = std::fs::remove_file(&built);
+                return Self::open(path);
+            }
+            let _ = std::fs::remove_file(&built);
+            return Err(Error::io(
+                with_suffix(path, ".lock"),
+                std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "the index is in use by another snap process; run this again when it has finished",
+                ),
+            ));
+        }
+        if !replace && usable_now() {
+            let _ = std::fs::remove_file(&built);
+        } else {
+            for suffix in ["-wal", "-shm", "-journal"] {
+                remove_if_present(&with_suffix(path, suffix))?;
+            }
+            std::fs::rename(&built, path).map_err(|e| Error::io(path, e))?;
+            remove_if_present(&with_suffix(path, ".damaged"))?;
+        }
+        drop(lock); // releases the exclusive lock
+        Self::open(path)
+    }
+
+    /// Whether a query found the file at `path` damaged (see
+    /// [`Index::install`]).
+    pub fn marked_damaged(path: &Path) -> bool {
+        with_suffix(path, ".damaged").exists()
+    }
+
+    fn error(path: &Path, e: rusqlite::Error) -> Error {
+        if is_damage(&e) {
+            if path.exists() {
+                // The next open rebuilds it (see the module doc).
+                let _ = std::fs::write(with_suffix(path, ".damaged"), e.to_string());
+            }
+            return Error::IndexDamaged {
+                path: path.into(),
+                cause: e,
+            };
+        }
+        Error::Index {
+            path: path.into(),
+            source: e,
         }
     }
 
     fn err(&self, e: rusqlite::Error) -> Error {
-        Error::Index {
-            path: self.path.clone(),
-            source: e,
-        }
+        Self::error(&self.path, e)
     }
 
     fn init(&self) -> rusqlite::Result<()> {
@@ -206,7 +378,8 @@ impl Index {
         if r == "ok" {
             Ok(())
         } else {
-            Err(Error::corrupt(format!("index {}", self.path.display()), r))
+            let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT);
+            Err(self.err(rusqlite::Error::SqliteFailure(code, Some(r))))
         }
     }
 
@@ -258,6 +431,20 @@ impl Index {
         st.exists(params![&id.0[..]]).map_err(|e| self.err(e))
     }
 
+    /// Whether the index holds a copy of `id` in a pack outside `excluded`
+    /// (the prune protocol's exclusion set): the index's part of the answer
+    /// to "may this run reference the blob?" (`repository::saver`).
+    pub fn has_copy_outside(
+        &self,
+        id: &BlobId,
+        excluded: &std::collections::HashSet<PackId>,
+    ) -> Result<bool> {
+        if excluded.is_empty() {
+            return self.contains(id);
+        }
+        Ok(self.blob_packs(id)?.iter().any(|p| !excluded.contains(p)))
+    }
+
     /// Records a durable pack and its blobs in one transaction. A blob
     /// already indexed in another pack keeps its first location.
     pub fn add_pack(
@@ -268,10 +455,7 @@ impl Index {
         entries: &[PackEntry],
     ) -> Result<()> {
         let path = self.path.clone();
-        let err = |e| Error::Index {
-            path: path.clone(),
-            source: e,
-        };
+        let err = |e| Self::error(&path, e);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -331,10 +515,7 @@ impl Index {
     /// has a copy in another indexed pack is re-pointed at that copy.
     pub fn remove_pack(&mut self, pack: &PackId) -> Result<()> {
         let path = self.path.clone();
-        let err = |e| Error::Index {
-            path: path.clone(),
-            source: e,
-        };
+        let err = |e| Self::error(&path, e);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -371,10 +552,7 @@ impl Index {
     /// `create` stores it again. Returns how many records are new.
     pub fn mark_damaged(&mut self, pack: &PackId, entries: &[PackEntry]) -> Result<u64> {
         let path = self.path.clone();
-        let err = |e| Error::Index {
-            path: path.clone(),
-            source: e,
-        };
+        let err = |e| Self::error(&path, e);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -534,6 +712,29 @@ impl Index {
             .into_iter()
             .map(|(_, e)| e)
             .collect())
+    }
+
+    /// Every damage record, by pack: what a rebuilt index carries over.
+    pub fn damaged_records(&self) -> Result<Vec<(PackId, Vec<PackEntry>)>> {
+        let mut out = Vec::new();
+        for (pack, _) in self.damaged_packs()? {
+            out.push((pack, self.damaged_entries(&pack)?));
+        }
+        Ok(out)
+    }
+
+    /// The damage records of the index file at `path`, read-only and
+    /// without taking part in its use: for a rebuild that replaces a file
+    /// this process could not open (best effort: the file may be damaged).
+    pub fn damaged_records_at(path: &Path) -> Result<Vec<(PackId, Vec<PackEntry>)>> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| Self::error(path, e))?;
+        let idx = Index {
+            conn,
+            path: path.into(),
+            _lock: None,
+        };
+        idx.damaged_records()
     }
 
     /// Where a blob was recorded damaged (any pack), if it was.

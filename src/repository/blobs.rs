@@ -1,14 +1,21 @@
 //! Reading blobs, trees and pack headers, and keeping the index in step
 //! with the packs.
+//!
+//! The index is a cache and may be stale (another client pruned, a pack was
+//! lost, the cache was restored from an old copy): a read that finds a pack
+//! gone resyncs the index with storage and tries once more, and a sync
+//! tells "not found" and "damaged" apart from "could not reach": a storage
+//! error aborts it and never makes the index forget a pack.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 
 use super::Repository;
 use crate::backend::FileKind;
 use crate::format::pack::{self, PackEntry, TRAILER_LEN};
 use crate::format::tree::{Tree, TreeBlob, TreeError};
 use crate::format::{BlobId, BlobKind, PackId};
-use crate::index::BlobLocation;
+use crate::index::{BlobLocation, Index};
 use crate::pipeline::compress;
 use crate::pipeline::crypto::AAD_PACK_HEADER;
 use crate::{Error, Result};
@@ -20,7 +27,8 @@ pub struct IndexSync {
     pub packs_added: u64,
     /// Index entries of packs no longer in storage, removed.
     pub packs_removed: u64,
-    /// Packs whose header could not be read (damaged); left out.
+    /// Packs whose header is damaged (it does not authenticate or parse);
+    /// left out. A pack that could not be read at all stops the sync.
     pub packs_damaged: Vec<String>,
     /// Indexed packs whose size in storage differs from the index
     /// (truncated): recorded damaged whole (`snap repair packs`).
@@ -65,9 +73,24 @@ impl Repository {
         })
     }
 
-    /// Reads and verifies one blob.
+    /// Reads and verifies one blob. When its pack is gone (a prune by
+    /// another client may have moved the blob), the index is resynced with
+    /// storage and the blob read from where it is now, once.
     pub fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
         let loc = self.locate(id)?;
+        match self.read_at(&loc) {
+            Err(Error::Missing { .. }) => {
+                self.sync_index()?;
+                let again = self.index().lookup(id)?.ok_or_else(|| Error::Missing {
+                    what: format!("blob {id}"),
+                })?;
+                self.read_at(&again)
+            }
+            r => r,
+        }
+    }
+
+    fn read_at(&self, loc: &BlobLocation) -> Result<Vec<u8>> {
         let sealed = self.backend.read_range(
             FileKind::Pack,
             &loc.pack.to_hex(),
@@ -159,17 +182,30 @@ impl Repository {
         Ok((len, self.parse_pack_header(pack, &tail, len)?))
     }
 
-    /// Brings the index in step with the packs in storage: headers of packs
-    /// the index does not know are read and added; entries of packs that
-    /// are gone are dropped. Damaged packs are reported, not indexed.
+    /// Brings the index in step with the packs in storage (one listing):
+    /// headers of packs the index does not know are read and added; entries
+    /// of packs that are gone are dropped. Damaged packs are reported, not
+    /// indexed. A pack that could not be read (a storage error) stops the
+    /// sync with that error, before anything is dropped. A damaged index
+    /// file is rebuilt from the packs.
     pub fn sync_index(&self) -> Result<IndexSync> {
-        let stored = self.backend.list(FileKind::Pack)?;
-        let known: std::collections::HashMap<PackId, u64> = self
-            .index()
+        match self.sync_into(&self.index) {
+            Err(Error::IndexDamaged { .. }) => self.replace_index(false),
+            r => r,
+        }
+    }
+
+    fn sync_into(&self, index: &Mutex<Index>) -> Result<IndexSync> {
+        let index = || index.lock().unwrap_or_else(|p| p.into_inner());
+        // Read what the index knows before listing: a pack indexed by then
+        // was durable before the listing began, so if the listing lacks it,
+        // it is gone. (One indexed later is not in `known`: never dropped.)
+        let known: std::collections::HashMap<PackId, u64> = index()
             .packs()?
             .into_iter()
             .map(|(p, _, size)| (p, size))
             .collect();
+        let stored = self.backend.list(FileKind::Pack)?;
         let mut report = IndexSync::default();
         let mut present = HashSet::with_capacity(stored.len());
         for (name, size) in &stored {
@@ -180,7 +216,7 @@ impl Repository {
             if let Some(&indexed) = known.get(&id) {
                 if indexed != *size {
                     // Truncated: nothing in it counts until re-verified.
-                    self.index().mark_pack_damaged(&id)?;
+                    index().mark_pack_damaged(&id)?;
                     report.packs_truncated.push(name.clone());
                 }
                 continue;
@@ -188,33 +224,78 @@ impl Repository {
             match self.read_pack_header(&id) {
                 Ok((len, entries)) => {
                     let kind = entries.first().map(|e| e.kind).unwrap_or(BlobKind::Data);
-                    self.index().add_pack(&id, kind, len, &entries)?;
+                    index().add_pack(&id, kind, len, &entries)?;
                     // A prune may have deleted it since we listed it (it
                     // removes packs from the index after deleting them; we
                     // check after adding, so one of us sees the other).
-                    if self.backend.size(FileKind::Pack, name).is_err() {
-                        self.index().remove_pack(&id)?;
-                        continue;
+                    match self.backend.size(FileKind::Pack, name) {
+                        Ok(_) => report.packs_added += 1,
+                        Err(e) if e.is_not_found() => index().remove_pack(&id)?,
+                        Err(e) => return Err(e.into()),
                     }
-                    report.packs_added += 1;
                 }
-                Err(Error::Corrupt { .. }) | Err(Error::Backend { .. }) => {
-                    report.packs_damaged.push(name.clone())
-                }
+                Err(Error::Corrupt { .. }) => report.packs_damaged.push(name.clone()),
+                // Deleted since the listing (a prune): nothing to index.
+                Err(Error::Missing { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
         for gone in known.keys().filter(|p| !present.contains(p)) {
-            self.index().remove_pack(gone)?;
+            index().remove_pack(gone)?;
             report.packs_removed += 1;
         }
-        self.index().retain_damaged(&present)?;
+        index().retain_damaged(&present)?;
         Ok(report)
     }
 
-    /// Drops the index and rebuilds it from every pack header.
+    /// Rebuilds the index from every pack header into a new file that then
+    /// replaces the old one, which is never read (it may be damaged). If a
+    /// pack cannot be read, the old index stays as it was.
     pub fn rebuild_index(&self) -> Result<IndexSync> {
-        self.index().clear()?;
-        self.sync_index()
+        self.replace_index(true)
+    }
+
+    /// Builds a new index from the packs and installs it (see
+    /// [`Index::install`] for `replace`).
+    pub(crate) fn replace_index(&self, replace: bool) -> Result<IndexSync> {
+        let path = self.index_path();
+        // Damage records survive: a pack header still lists a damaged
+        // blob, and the new index must not take it for a good one.
+        let damaged = match self.index().damaged_records() {
+            Ok(d) if !d.is_empty() => d,
+            _ => Index::damaged_records_at(&path).unwrap_or_default(),
+        };
+        let mut fresh = Index::create_beside(&path)?;
+        for (pack, entries) in &damaged {
+            if let Err(e) = fresh.mark_damaged(pack, entries) {
+                fresh.discard();
+                return Err(e);
+            }
+        }
+        let fresh = Mutex::new(fresh);
+        let report = match self.sync_into(&fresh) {
+            Ok(r) => r,
+            Err(e) => {
+                fresh
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .discard();
+                return Err(e);
+            }
+        };
+        let fresh = fresh.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut current = self.index();
+        // Close this process's handle (and its shared lock) for the swap.
+        drop(std::mem::replace(&mut *current, Index::placeholder()?));
+        match fresh.install(&path, replace) {
+            Ok(i) => *current = i,
+            Err(e) => {
+                if let Ok(old) = Index::open(&path) {
+                    *current = old;
+                }
+                return Err(e);
+            }
+        }
+        Ok(report)
     }
 }

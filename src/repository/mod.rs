@@ -29,6 +29,7 @@ pub struct Repository {
     cipher: BlobCipher,
     index: Mutex<Index>,
     cache_dir: PathBuf,
+    notices: Vec<String>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -64,8 +65,19 @@ impl Repository {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Local directory for caches and the index of this repository.
+    /// This user's cache directory of this repository (index, snapshots).
     pub fn cache_dir(&self) -> &std::path::Path {
         &self.cache_dir
+    }
+
+    /// The index database file (in [`Repository::cache_dir`]).
+    pub fn index_path(&self) -> PathBuf {
+        self.cache_dir.join(open::INDEX_FILE)
+    }
+
+    /// What opening the repository did that the user may want to know
+    /// (shown with `-v`): an index rebuilt, a v0.1 index left behind.
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 }

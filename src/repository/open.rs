@@ -1,6 +1,13 @@
 //! `init` and unlocking: config, key files, and the index location.
+//!
+//! The index is a per-user cache, one directory per repository id below
+//! [`cache_base`], for every kind of repository: a local repository is only
+//! read (so it works on a read-only mount), and storage holds no plaintext
+//! blob ids or lengths. snap 0.1 kept a local repository's index inside it
+//! (`<repo>/index/`); that copy is never read, and is removed when the
+//! repository is writable.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rand::RngCore;
@@ -71,16 +78,33 @@ pub fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-fn cache_dir_for(backend: &dyn Backend, repo_id: &str) -> PathBuf {
-    if let Some(staging) = backend.staging_dir() {
-        // A local repository keeps its index beside its data.
-        return staging.parent().map(|p| p.join("index")).unwrap_or(staging);
+/// The index file's name in a repository's cache directory.
+pub const INDEX_FILE: &str = "index.sqlite";
+
+/// Removes the index snap 0.1 kept inside a local repository, which must
+/// never be trusted (it is not kept in step with storage); says what it did.
+fn retire_legacy_index(backend: &dyn Backend, cache_dir: &Path) -> Option<String> {
+    let dir = backend.staging_dir()?.parent()?.join("index");
+    std::fs::symlink_metadata(&dir).ok()?;
+    let inside = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    if inside(cache_dir).starts_with(inside(&dir)) {
+        return None; // SNAP_CACHE_DIR points there: it is the cache itself
     }
-    cache_base().join(repo_id)
+    Some(match std::fs::remove_dir_all(&dir) {
+        Ok(()) => format!(
+            "removed {}, the index snap 0.1 kept inside the repository (unused: the index is now a per-user cache)",
+            dir.display()
+        ),
+        Err(e) => format!(
+            "ignoring {}, the index snap 0.1 kept inside the repository (unused: the index is now a per-user cache); it could not be removed ({e}): remove it when the repository is writable",
+            dir.display()
+        ),
+    })
 }
 
-/// The per-user cache directory (`SNAP_CACHE_DIR`, else the XDG cache dir),
-/// holding one directory per repository id for remote repositories.
+/// The per-user cache directory (`SNAP_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/snap`, else `~/.cache/snap`), holding one directory per
+/// repository id.
 pub fn cache_base() -> PathBuf {
     std::env::var_os("SNAP_CACHE_DIR")
         .map(PathBuf::from)
@@ -95,6 +119,17 @@ impl Repository {
         backend: Box<dyn Backend>,
         password: &[u8],
         opts: &InitOptions,
+    ) -> Result<Repository> {
+        Self::init_in(backend, password, opts, &cache_base())
+    }
+
+    /// [`Repository::init`] with the cache in `cache_base` instead of the
+    /// user's cache directory.
+    pub fn init_in(
+        backend: Box<dyn Backend>,
+        password: &[u8],
+        opts: &InitOptions,
+        cache_base: &Path,
     ) -> Result<Repository> {
         let loc = backend.location();
         if backend.exists()? {
@@ -133,7 +168,7 @@ impl Repository {
             }
             r => r?,
         }
-        Self::assemble(backend, config, key)
+        Self::assemble(backend, config, key, cache_base)
     }
 
     /// Reads `config` and refuses a format version this build does not
@@ -205,24 +240,58 @@ impl Repository {
                 "MAC does not match (config was modified)",
             ));
         }
-        Self::assemble(backend, config, key)
+        Self::assemble(backend, config, key, &cache_base())
     }
 
-    fn assemble(backend: Box<dyn Backend>, config: Config, key: MasterKey) -> Result<Repository> {
-        let cache_dir = cache_dir_for(backend.as_ref(), &config.id);
-        let index_path = cache_dir.join("index.sqlite");
-        let (index, fresh) = Index::open_or_recreate(&index_path)?;
+    fn assemble(
+        backend: Box<dyn Backend>,
+        config: Config,
+        key: MasterKey,
+        cache_base: &Path,
+    ) -> Result<Repository> {
+        let cache_dir = cache_base.join(&config.id);
+        let mut notices: Vec<String> = retire_legacy_index(backend.as_ref(), &cache_dir)
+            .into_iter()
+            .collect();
+        let index_path = cache_dir.join(INDEX_FILE);
+        let index = if !index_path.exists() {
+            None
+        } else if Index::marked_damaged(&index_path) {
+            notices.push(format!(
+                "the index {} was found damaged; rebuilding it from the packs",
+                index_path.display()
+            ));
+            None
+        } else {
+            match Index::open(&index_path) {
+                Ok(i) => Some(i),
+                Err(Error::IndexDamaged { path, cause }) => {
+                    notices.push(format!(
+                        "the index {} is damaged ({cause}); rebuilding it from the packs",
+                        path.display()
+                    ));
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let rebuild = index.is_none();
         let repo = Repository {
             cipher: key.blob_cipher(),
             backend: backend.into(),
             config,
             key,
-            index: Mutex::new(index),
+            index: Mutex::new(match index {
+                Some(i) => i,
+                None => Index::placeholder()?,
+            }),
             cache_dir,
+            notices,
         };
-        if fresh {
-            // A lost index is rebuilt from the packs, the source of truth.
-            repo.sync_index()?;
+        if rebuild {
+            // A lost or damaged index is rebuilt from the packs, the source
+            // of truth; only a complete one is ever put in place.
+            repo.replace_index(false)?;
         }
         Ok(repo)
     }

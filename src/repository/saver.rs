@@ -3,9 +3,10 @@
 //! indexed. Memory is bounded by the queue length times the chunk size.
 
 use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Sender};
@@ -39,7 +40,10 @@ struct Shared {
     staging: PathBuf,
     open: [Mutex<Option<OpenPack>>; 2],
     stats: SaveStats,
+    /// The first error of a worker (taken when reported) ...
     error: Mutex<Option<Error>>,
+    /// ... and that there was one: the run has failed.
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 /// A handle to save blobs; `finish` must be called to make them durable.
@@ -53,6 +57,23 @@ pub struct BlobSaver {
     /// Packs a prune in progress may delete: blobs found only there count
     /// as absent (see `repository::locks`).
     excluded_packs: HashSet<crate::format::PackId>,
+}
+
+/// The error of every call after the workers' first error was reported.
+fn stopped() -> Error {
+    Error::Internal("the blob workers stopped after an earlier error".into())
+}
+
+/// The error of a worker thread that panicked.
+fn panicked(p: Box<dyn std::any::Any + Send>) -> Error {
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into());
+    Error::Internal(format!(
+        "internal error, please report it: a blob worker thread panicked: {msg}"
+    ))
 }
 
 /// After this many index look-ups in one run, a sorted list of id prefixes
@@ -69,18 +90,30 @@ fn prefix(id: &BlobId) -> u64 {
 }
 
 impl Shared {
-    fn slot(&self, kind: BlobKind) -> &Mutex<Option<OpenPack>> {
-        &self.open[kind.code() as usize]
+    /// The open pack of a kind. A worker that panicked while holding it
+    /// failed the run; the pack is then only ever abandoned.
+    fn slot(&self, kind: BlobKind) -> MutexGuard<'_, Option<OpenPack>> {
+        self.open[kind.code() as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn fail(&self, e: Error) {
-        let mut g = self.error.lock().unwrap();
-        if g.is_none() {
+        let mut g = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.stopped.swap(true, Ordering::SeqCst) {
             *g = Some(e);
         }
     }
 
+    fn failed(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
     fn store(&self, job: Job) -> Result<()> {
+        #[cfg(test)]
+        if job.data == tests::PANIC_ON {
+            panic!("injected panic");
+        }
         let level = self.repo.config().compression_level;
         let (comp, stored) = compress::compress(&job.data, level);
         let sealed = self
@@ -89,7 +122,7 @@ impl Shared {
             .seal_blob(job.kind.code(), &job.id, &stored);
         drop(stored);
         let full = {
-            let mut slot = self.slot(job.kind).lock().unwrap();
+            let mut slot = self.slot(job.kind);
             if slot.is_none() {
                 *slot = Some(OpenPack::create(&self.staging, job.kind)?);
             }
@@ -137,6 +170,7 @@ impl BlobSaver {
             open: [Mutex::new(None), Mutex::new(None)],
             stats: SaveStats::default(),
             error: Mutex::new(None),
+            stopped: Default::default(),
         });
         let threads = threads.max(1);
         let (tx, rx) = bounded::<Job>(threads * 2);
@@ -146,11 +180,16 @@ impl BlobSaver {
                 let sh = shared.clone();
                 std::thread::spawn(move || {
                     for job in rx {
-                        if sh.error.lock().unwrap().is_some() {
+                        if sh.failed() {
                             continue; // drain without work after a failure
                         }
-                        if let Err(e) = sh.store(job) {
-                            sh.fail(e);
+                        // A panic is a failure of the run like any other: a
+                        // lost job must never let a snapshot reference a
+                        // blob that was not stored.
+                        match std::panic::catch_unwind(AssertUnwindSafe(|| sh.store(job))) {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => sh.fail(e),
+                            Err(p) => sh.fail(panicked(p)),
                         }
                     }
                 })
@@ -173,23 +212,30 @@ impl BlobSaver {
         self.excluded_packs = packs;
     }
 
-    /// Whether a blob is stored in a pack that no prune may delete.
-    pub fn has_usable(&self, id: &BlobId) -> Result<bool> {
-        if self.excluded_packs.is_empty() {
-            return self.shared.repo.index().contains(id);
-        }
-        let packs = self.shared.repo.index().blob_packs(id)?;
-        Ok(packs.iter().any(|p| !self.excluded_packs.contains(p)))
-    }
-
-    /// Whether every blob in `ids` is stored in a pack no prune may delete
-    /// (or queued in this run).
-    pub fn all_usable(&self, ids: &[BlobId]) -> Result<bool> {
-        if self.excluded_packs.is_empty() {
-            return Ok(true);
-        }
+    /// The one answer to "may this run reference these blobs?", for new
+    /// chunks, the parent's chunks of unchanged files and trees alike: yes
+    /// for a blob this run stores itself (queued), or one the index holds
+    /// in a pack outside the prune protocol's exclusion set. The index must
+    /// have been reconciled with storage at the start of the run
+    /// (`Repository::sync_index`, after the create registration): it is a
+    /// cache, never proof on its own. The index is locked once per batch.
+    pub fn usable(&self, ids: &[BlobId]) -> Result<bool> {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let index = self.shared.repo.index();
         for id in ids {
-            if !self.pending.lock().unwrap().contains(id) && !self.has_usable(id)? {
+            if pending.contains(id) {
+                continue;
+            }
+            if let Some(Some(prefixes)) = self.absent_filter.get() {
+                if prefixes.binary_search(&prefix(id)).is_err() {
+                    return Ok(false);
+                }
+            } else if self.lookups.fetch_add(1, Ordering::Relaxed) == FILTER_AFTER_LOOKUPS {
+                let _ = self
+                    .absent_filter
+                    .set(index.blob_prefixes(FILTER_MAX_BLOBS)?);
+            }
+            if !index.has_copy_outside(id, &self.excluded_packs)? {
                 return Ok(false);
             }
         }
@@ -201,24 +247,18 @@ impl BlobSaver {
         &self.shared.repo
     }
 
+    /// The workers' first error once, and after it, that they stopped.
     fn check_failed(&self) -> Result<()> {
-        if let Some(e) = self.shared.error.lock().unwrap().take() {
-            return Err(e);
+        if !self.shared.failed() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// Whether the repository already has a blob.
-    fn known(&self, id: &BlobId) -> Result<bool> {
-        if let Some(Some(prefixes)) = self.absent_filter.get() {
-            if prefixes.binary_search(&prefix(id)).is_err() {
-                return Ok(false);
-            }
-        } else if self.lookups.fetch_add(1, Ordering::Relaxed) == FILTER_AFTER_LOOKUPS {
-            let loaded = self.shared.repo.index().blob_prefixes(FILTER_MAX_BLOBS)?;
-            let _ = self.absent_filter.set(loaded);
-        }
-        self.has_usable(id)
+        let first = self
+            .shared
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        Err(first.unwrap_or_else(stopped))
     }
 
     /// Saves a blob unless the repository (or this run) has it already.
@@ -234,11 +274,16 @@ impl BlobSaver {
             )));
         }
         let id = self.shared.repo.key().blob_id(data);
-        if self.pending.lock().unwrap().contains(&id) || self.known(&id)? {
+        if self.usable(std::slice::from_ref(&id))? {
             return Ok((id, false));
         }
-        if !self.pending.lock().unwrap().insert(id) {
-            return Ok((id, false));
+        if !self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id)
+        {
+            return Ok((id, false)); // another thread queued it meanwhile
         }
         self.check_failed()?;
         self.shared.stats.blobs.fetch_add(1, Ordering::Relaxed);
@@ -251,7 +296,7 @@ impl BlobSaver {
             .as_ref()
             .expect("saver not finished")
             .send(job)
-            .map_err(|_| Error::Invalid("blob workers stopped".into()))?;
+            .map_err(|_| stopped())?;
         Ok((id, true))
     }
 
@@ -259,11 +304,13 @@ impl BlobSaver {
     pub fn finish(mut self) -> Result<SaveStats> {
         drop(self.tx.take());
         for w in self.workers.drain(..) {
-            let _ = w.join();
+            if let Err(p) = w.join() {
+                self.shared.fail(panicked(p));
+            }
         }
         self.check_failed()?;
         for kind in [BlobKind::Data, BlobKind::Tree] {
-            let open = self.shared.slot(kind).lock().unwrap().take();
+            let open = self.shared.slot(kind).take();
             if let Some(p) = open {
                 if p.is_empty() {
                     p.abandon();
@@ -288,9 +335,53 @@ impl Drop for BlobSaver {
             let _ = w.join();
         }
         for kind in [BlobKind::Data, BlobKind::Tree] {
-            if let Some(p) = self.shared.slot(kind).lock().unwrap().take() {
+            if let Some(p) = self.shared.slot(kind).take() {
                 p.abandon();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+    use crate::repository::{InitOptions, KdfStrength};
+
+    /// A worker that gets a blob with this content panics.
+    pub(super) const PANIC_ON: &[u8] = b"test: a blob worker panics on this blob";
+
+    fn repo(dir: &std::path::Path) -> Arc<Repository> {
+        let opts = InitOptions {
+            kdf: KdfStrength {
+                m_kib: 1024,
+                t: 1,
+                p: 1,
+            },
+            ..Default::default()
+        };
+        let be = Box::new(LocalBackend::new(dir.join("repo")));
+        Arc::new(Repository::init_in(be, b"pw", &opts, &dir.join("cache")).unwrap())
+    }
+
+    #[test]
+    fn a_worker_panic_fails_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let saver = BlobSaver::new(repo(dir.path()), 2).unwrap();
+        saver
+            .save(BlobKind::Data, b"a blob that is stored")
+            .unwrap();
+        saver.save(BlobKind::Data, PANIC_ON).unwrap();
+        // Whether a later save or only `finish` notices: the run fails.
+        let later = (0..100u32).try_for_each(|i| {
+            saver
+                .save(BlobKind::Data, format!("blob {i}").as_bytes())
+                .map(|_| ())
+        });
+        let first = match (later, saver.finish()) {
+            (_, Ok(_)) => panic!("a run whose worker panicked must fail"),
+            (Err(e), Err(_)) | (Ok(()), Err(e)) => e,
+        };
+        assert!(first.to_string().contains("panicked"), "{first}");
     }
 }

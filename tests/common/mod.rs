@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -29,10 +30,20 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A temp dir holding a repository (`repo/`) and whatever a test puts beside it.
+/// A temp dir holding a repository (`repo/`) and whatever a test puts beside
+/// it. Every `snap` run through an `Env` uses this client's own cache
+/// directory (`SNAP_CACHE_DIR`, where the index lives) inside the temp dir;
+/// [`Env::client`] gives a second client of the same repository with
+/// another cache, like a second machine.
 pub struct Env {
-    pub tmp: tempfile::TempDir,
+    pub tmp: Arc<tempfile::TempDir>,
     pub repo: PathBuf,
+    /// This client's `SNAP_CACHE_DIR`.
+    pub cache: PathBuf,
+    /// Extra environment of every run (e.g. an S3 endpoint and credentials).
+    pub vars: Vec<(String, String)>,
+    /// The repository id, from `init`.
+    pub id: String,
 }
 
 impl Env {
@@ -44,15 +55,34 @@ impl Env {
 
     /// A fresh repository initialised with extra `init` flags.
     pub fn with_init_args(extra: &[&str]) -> Env {
+        Env::init_at(|t| t.join("repo").display().to_string(), Vec::new(), extra)
+    }
+
+    /// A fresh repository at `location(temp dir)` (a path or URL), with
+    /// extra environment for every run (e.g. an S3 endpoint) and extra
+    /// `init` flags.
+    pub fn init_at(
+        location: impl FnOnce(&Path) -> String,
+        vars: Vec<(String, String)>,
+        extra: &[&str],
+    ) -> Env {
         let tmp = tempfile::Builder::new()
             .prefix("snap-test-")
             .tempdir()
             .unwrap();
-        let repo = tmp.path().join("repo");
-        let env = Env { tmp, repo };
+        let repo = PathBuf::from(location(tmp.path()));
+        let cache = tmp.path().join("cache");
+        let mut env = Env {
+            tmp: Arc::new(tmp),
+            repo,
+            cache,
+            vars,
+            id: String::new(),
+        };
         let mut args = vec!["init", "--kdf-memory-kib", "1024", "--kdf-iterations", "1"];
         args.extend_from_slice(extra);
-        env.ok(&args);
+        let r = env.json(&args);
+        env.id = r["id"].as_str().expect("init reports the id").to_string();
         env
     }
 
@@ -61,13 +91,49 @@ impl Env {
         self.tmp.path().join(rel)
     }
 
+    /// Another client of the same repository, with its own cache directory
+    /// (`cache-NAME` in the temp dir): what a second machine sees.
+    pub fn client(&self, name: &str) -> Env {
+        Env {
+            tmp: self.tmp.clone(),
+            repo: self.repo.clone(),
+            cache: self.tmp.path().join(format!("cache-{name}")),
+            vars: self.vars.clone(),
+            id: self.id.clone(),
+        }
+    }
+
+    /// The same client (same cache) on another repository location, e.g. a
+    /// `file://` URL or a read-only mount of the same directory.
+    pub fn at(&self, repo: impl Into<PathBuf>) -> Env {
+        Env {
+            tmp: self.tmp.clone(),
+            repo: repo.into(),
+            cache: self.cache.clone(),
+            vars: self.vars.clone(),
+            id: self.id.clone(),
+        }
+    }
+
+    /// This client's cache directory of the repository (holding the index).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache.join(&self.id)
+    }
+
+    /// This client's index database file.
+    pub fn index_file(&self) -> PathBuf {
+        self.cache_dir().join("index.sqlite")
+    }
+
     /// `snap` with this repository and password in its environment.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(snap_bin());
         c.env_remove("SNAP_PASSWORD_FILE")
             .env_remove("SNAP_PASSWORD_COMMAND")
             .env("SNAP_REPO", &self.repo)
-            .env("SNAP_PASSWORD", PASSWORD);
+            .env("SNAP_PASSWORD", PASSWORD)
+            .env("SNAP_CACHE_DIR", &self.cache)
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
         c
     }
 
