@@ -151,7 +151,8 @@ fn affected_files(repo: &Repository, bad: &HashSet<BlobId>, out: &mut Vec<String
         }
         hits
     }
-    for (id, s) in repo.snapshots()? {
+    // Damaged snapshot objects were reported by the structure pass.
+    for (id, s) in repo.list_snapshots()?.snapshots {
         for f in walk(repo, &s.tree, bad, &mut clean, &mut memo) {
             out.push(format!(
                 "snapshot {}: file /{} is damaged",

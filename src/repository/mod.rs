@@ -6,7 +6,7 @@ pub mod locks;
 pub mod open;
 pub mod packer;
 pub mod saver;
-mod snapshots;
+pub mod snapshots;
 pub mod tmp;
 
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ use crate::index::Index;
 use crate::pipeline::crypto::{BlobCipher, MasterKey};
 
 pub use open::{InitOptions, KdfStrength};
+pub use snapshots::{Selected, SnapshotFilter, SnapshotList};
 
 /// An unlocked repository.
 pub struct Repository {
