@@ -43,7 +43,14 @@ pub fn main() -> i32 {
         json: cli.global.json,
         quiet: cli.global.quiet,
     };
-    match dispatch(&cli, &printer) {
+    let result = dispatch(&cli, &printer);
+    // Stray files met in the repository's directories, each named once.
+    for name in backend::take_ignored() {
+        printer.warn(&format!(
+            "ignored {name}: not a repository object (move it out of the repository)"
+        ));
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
             if is_broken_pipe(&e) {
