@@ -275,8 +275,8 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             })
         }
         Command::Key(KeyCommand::Add { new_password_file }) => {
+            let new = password::new_from_file(new_password_file)?;
             let repo = open_repo(cli)?;
-            let new = password::from_file(new_password_file)?;
             let id = repo.add_key(new.as_bytes(), KdfStrength::default())?;
             p.line(
                 &format!("added key {}", &id[..8]),
