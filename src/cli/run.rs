@@ -261,7 +261,9 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Check(a) => run_check(cli, a, p),
-        Command::Sync(a) => super::sync::run(&repo_location(cli)?, a, p),
+        Command::Sync(a) => {
+            super::sync::run(&repo_location(cli)?, a, p, &|| get_password(cli, false))
+        }
         Command::Forget(a) => super::prune::run_forget(a, &*open_repo(cli)?, p),
         Command::Prune(a) => super::prune::run_prune(a, &*open_repo(cli)?, p),
         Command::Repair(RepairCommand::Index) => {

@@ -13,3 +13,4 @@ pub mod retention;
 pub mod snapshots;
 pub mod streams;
 pub mod sync;
+mod sync_needs;
