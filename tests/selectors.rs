@@ -143,6 +143,13 @@ fn latest_of_the_only_host_is_used_with_a_warning() {
         err.contains("old-machine") && err.contains("warning"),
         "{err}"
     );
+    // forget never guesses: another host's snapshot needs --host.
+    let out = env.run(["forget", "latest"]);
+    assert_ne!(code(&out), 0);
+    assert_eq!(env.snapshot_ids().len(), 1);
+    let out = env.run(["forget", "latest", "--host", "old-machine"]);
+    assert_success(&out, "forget latest --host");
+    assert_eq!(env.snapshot_ids().len(), 0);
 }
 
 #[test]

@@ -25,7 +25,9 @@ pub struct ForgetReport {
 }
 
 /// Resolves every selector first (so a typo removes nothing), then deletes.
-/// `latest` follows `filter` as every selector does; an id must match it.
+/// `latest` follows `filter` as every selector does, except that without
+/// `--host` it is strictly this host's latest: forget never takes another
+/// host's snapshot on a guess. An id must match the filter.
 pub fn run(
     repo: &Repository,
     selectors: &[String],
@@ -36,7 +38,11 @@ pub fn run(
     let mut rows = Vec::new();
     for sel in selectors {
         let (id, found) = if sel == "latest" {
-            let s = repo.find_snapshot(sel, filter)?;
+            let mut mine = filter.clone();
+            if mine.hosts.is_empty() {
+                mine.hosts.push(crate::repository::open::hostname());
+            }
+            let s = repo.find_snapshot(sel, &mine)?;
             report.warnings.extend(s.warnings);
             (s.id, Ok(s.snapshot))
         } else {
