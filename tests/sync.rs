@@ -38,8 +38,14 @@ fn delete_propagates_only_when_asked() {
     assert_eq!(r["snapshots_sent"], 3, "{r}");
     assert_eq!(snapshot_names(&dir), snapshot_names(&a));
 
-    // "forget" the oldest snapshot in the source
-    let gone = snapshot_names(&a)[0].clone();
+    // "forget" the oldest snapshot in the source (oldest by time: names
+    // are hashes, in no order)
+    let out = ok(snap(&cache)
+        .arg("--repo")
+        .arg(&a)
+        .args(["--json", "snapshots"]));
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gone = listed[0]["id"].as_str().unwrap().to_string();
     std::fs::remove_file(a.join("snapshots").join(&gone)).unwrap();
     let r = json(&ok(snap(&cache)
         .arg("--repo")
