@@ -12,6 +12,8 @@ use snap::backend::{local::LocalBackend, Backend, BackendError, FileKind, WriteM
 
 const PACK_A: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
 const PACK_B: &str = "bb00000000000000000000000000000000000000000000000000000000000002";
+const SNAP_1: &str = "5500000000000000000000000000000000000000000000000000000000000001";
+const KEY_1: &str = "ee00000000000000000000000000000000000000000000000000000000000001";
 
 fn suite(be: Arc<dyn Backend>, big: usize) {
     let loc = be.location();
@@ -32,22 +34,22 @@ fn suite(be: Arc<dyn Backend>, big: usize) {
         .is_not_found());
 
     // CreateNew, then a conflict
-    be.write(FileKind::Key, "k1", b"key one", WriteMode::CreateNew)
+    be.write(FileKind::Key, KEY_1, b"key one", WriteMode::CreateNew)
         .unwrap();
     assert!(
         matches!(
-            be.write(FileKind::Key, "k1", b"other", WriteMode::CreateNew),
+            be.write(FileKind::Key, KEY_1, b"other", WriteMode::CreateNew),
             Err(BackendError::AlreadyExists(_))
         ),
         "{loc}: CreateNew must refuse an existing object"
     );
-    assert_eq!(be.read(FileKind::Key, "k1").unwrap(), b"key one");
+    assert_eq!(be.read(FileKind::Key, KEY_1).unwrap(), b"key one");
     // A retried create-if-absent finding its own bytes has succeeded.
-    be.write(FileKind::Key, "k1", b"key one", WriteMode::CreateNew)
+    be.write(FileKind::Key, KEY_1, b"key one", WriteMode::CreateNew)
         .unwrap_or_else(|e| panic!("{loc}: CreateNew of the same bytes again: {e}"));
-    be.write(FileKind::Key, "k1", b"key 1 again", WriteMode::Overwrite)
+    be.write(FileKind::Key, KEY_1, b"key 1 again", WriteMode::Overwrite)
         .unwrap();
-    assert_eq!(be.read(FileKind::Key, "k1").unwrap(), b"key 1 again");
+    assert_eq!(be.read(FileKind::Key, KEY_1).unwrap(), b"key 1 again");
 
     // config makes the repository exist
     be.write(FileKind::Config, "config", b"{}", WriteMode::CreateNew)
@@ -81,7 +83,17 @@ fn suite(be: Arc<dyn Backend>, big: usize) {
     assert_eq!(be.read(FileKind::Pack, PACK_B).unwrap(), b"small pack");
 
     // list: per kind, nested pack dirs flattened, sizes
-    be.write(FileKind::Snapshot, "s1", b"snap", WriteMode::CreateNew)
+    be.write(FileKind::Snapshot, SNAP_1, b"snap", WriteMode::CreateNew)
+        .unwrap();
+    // Names that are not object names are never listed, and are noted.
+    be.write(
+        FileKind::Snapshot,
+        "Thumbs.db",
+        b"junk",
+        WriteMode::CreateNew,
+    )
+    .unwrap();
+    be.write(FileKind::Pack, "ab.DS_Store", b"junk", WriteMode::CreateNew)
         .unwrap();
     let packs = be.list(FileKind::Pack).unwrap();
     assert_eq!(
@@ -90,8 +102,17 @@ fn suite(be: Arc<dyn Backend>, big: usize) {
     );
     assert_eq!(
         be.list(FileKind::Snapshot).unwrap(),
-        vec![("s1".to_string(), 4)]
+        vec![(SNAP_1.to_string(), 4)]
     );
+    let ignored = snap::backend::ignored();
+    for junk in ["snapshots/Thumbs.db", "data/ab/ab.DS_Store"] {
+        assert!(
+            ignored
+                .iter()
+                .any(|i| i.contains(&loc) && i.ends_with(junk)),
+            "{loc}: {junk} not noted in {ignored:?}"
+        );
+    }
     assert_eq!(be.list(FileKind::Key).unwrap().len(), 1);
     assert!(be.list(FileKind::Lock).unwrap().is_empty());
 
@@ -109,7 +130,7 @@ fn suite(be: Arc<dyn Backend>, big: usize) {
                 s.spawn(move || {
                     be.write(
                         FileKind::Lock,
-                        "race",
+                        "create-00c0ffee",
                         format!("w{i}").as_bytes(),
                         WriteMode::CreateNew,
                     )

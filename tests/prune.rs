@@ -203,7 +203,10 @@ fn daily_for_400_days_keeps_exactly_the_expected_set() {
         PASSWORD.as_bytes(),
     )
     .unwrap();
-    let (_, base) = r.find_snapshot(&first).unwrap();
+    let base = r
+        .find_snapshot(&first, &Default::default())
+        .unwrap()
+        .snapshot;
     let mut times = vec![(first.clone(), start)];
     let mut rng = rand::rngs::StdRng::seed_from_u64(400);
     for day in 1..400i64 {

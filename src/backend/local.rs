@@ -118,8 +118,10 @@ impl Backend for LocalBackend {
     fn list(&self, kind: FileKind) -> BResult<Vec<(String, u64)>> {
         let dir = self.root.join(kind.dir());
         let mut out = Vec::new();
-        let mut stack = vec![dir.clone()];
-        while let Some(d) = stack.pop() {
+        // Packs are one level down (`data/<2 hex>/<id>`); other kinds flat.
+        let depth = if kind == FileKind::Pack { 2 } else { 1 };
+        let mut stack = vec![(dir.clone(), String::new(), 1)];
+        while let Some((d, rel_dir, level)) = stack.pop() {
             let rd = match fs::read_dir(&d) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -127,16 +129,28 @@ impl Backend for LocalBackend {
             };
             for ent in rd {
                 let ent = ent.map_err(|e| io_err(&d, e))?;
-                let ft = ent.file_type().map_err(|e| io_err(&ent.path(), e))?;
-                if ft.is_dir() && kind == FileKind::Pack {
-                    stack.push(ent.path());
-                } else if ft.is_file() {
-                    let name = ent.file_name().to_string_lossy().into_owned();
-                    if name.starts_with('.') {
+                let path = ent.path();
+                let ft = ent.file_type().map_err(|e| io_err(&path, e))?;
+                // A name that is not UTF-8 is never an object name.
+                let name = ent.file_name();
+                let rel = match name.to_str() {
+                    Some(n) if rel_dir.is_empty() => n.to_string(),
+                    Some(n) => format!("{rel_dir}/{n}"),
+                    None => {
+                        super::note_ignored(path.display().to_string());
                         continue;
                     }
-                    let len = ent.metadata().map_err(|e| io_err(&ent.path(), e))?.len();
-                    out.push((name, len));
+                };
+                if ft.is_dir() && level < depth {
+                    stack.push((path, rel, level + 1));
+                    continue;
+                }
+                match kind.object_name_of(&rel) {
+                    Some(n) if ft.is_file() => {
+                        let len = ent.metadata().map_err(|e| io_err(&path, e))?.len();
+                        out.push((n.to_string(), len));
+                    }
+                    _ => super::note_ignored(path.display().to_string()),
                 }
             }
         }

@@ -88,14 +88,98 @@ impl FileKind {
         }
     }
 
-    /// Relative path of an object of this kind.
+    /// Relative path of an object of this kind. Never panics: a name that
+    /// is not an object name (see [`FileKind::is_object_name`]) gives a
+    /// path that holds no object.
     pub fn path(self, name: &str) -> String {
         match self {
             FileKind::Config => "config".to_string(),
-            FileKind::Pack => format!("data/{}/{}", &name[..2.min(name.len())], name),
+            FileKind::Pack => format!("data/{}/{}", name.get(..2).unwrap_or("__"), name),
             k => format!("{}/{}", k.dir(), name),
         }
     }
+
+    /// Whether `name` is the name of an object of this kind. This is the
+    /// one place that decides it; backends list only such names.
+    ///
+    /// * packs, snapshots and keys: 64 lower-case hex digits (the BLAKE3
+    ///   hash of the object's bytes);
+    /// * locks: a lower-case ASCII word, `-`, and lower-case hex
+    ///   (`create-<hex>`, `prune-<hex>`), at most 128 characters.
+    pub fn is_object_name(self, name: &str) -> bool {
+        let hex =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        match self {
+            FileKind::Config => name == "config",
+            FileKind::Pack | FileKind::Snapshot | FileKind::Key => name.len() == 64 && hex(name),
+            FileKind::Lock => {
+                name.len() <= 128
+                    && name.split_once('-').is_some_and(|(word, rest)| {
+                        !word.is_empty()
+                            && word.bytes().all(|b| b.is_ascii_lowercase())
+                            && hex(rest)
+                    })
+            }
+        }
+    }
+
+    /// Judges one listed entry: `rel` is its path below [`FileKind::dir`]
+    /// (`/`-separated; packs live in `<first two hex digits>/<name>`).
+    /// Returns the object name, or `None` for anything else, which the
+    /// caller reports with [`note_ignored`] unless [`is_upload_in_progress`]
+    /// says it is a store's own temporary file.
+    pub fn object_name_of(self, rel: &str) -> Option<&str> {
+        let name = match self {
+            FileKind::Pack => {
+                let (sub, name) = rel.split_once('/')?;
+                if name.get(..2) != Some(sub) {
+                    return None;
+                }
+                name
+            }
+            _ => rel,
+        };
+        self.is_object_name(name).then_some(name)
+    }
+}
+
+/// Whether a listed name is an upload in progress of `object_store`'s
+/// `file://` store (`<object>#<digits>`): not junk, and not an object yet.
+pub fn is_upload_in_progress(rel: &str) -> bool {
+    rel.rsplit_once('#')
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Names found in repository directories that are not objects (a
+/// `Thumbs.db`, a `.DS_Store`, a file with a non-hex name), collected by
+/// every backend's `list` for the CLI to warn about once per run.
+static IGNORED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// Records a listed entry that is not an object (`what` names it fully,
+/// e.g. `/backup/repo/data/Thumbs.db`).
+pub fn note_ignored(what: String) {
+    IGNORED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(what);
+}
+
+/// The non-object entries listed so far (each once).
+pub fn ignored() -> Vec<String> {
+    IGNORED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .cloned()
+        .collect()
+}
+
+/// The non-object entries listed so far (each once), emptying the record.
+pub fn take_ignored() -> Vec<String> {
+    std::mem::take(&mut *IGNORED.lock().unwrap_or_else(|p| p.into_inner()))
+        .into_iter()
+        .collect()
 }
 
 /// How `write` treats an existing object.
@@ -172,7 +256,9 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn read_range(&self, kind: FileKind, name: &str, offset: u64, len: u64) -> BResult<Vec<u8>>;
     /// Size of an object in bytes.
     fn size(&self, kind: FileKind, name: &str) -> BResult<u64>;
-    /// Names and sizes of all objects of a kind.
+    /// Names and sizes of all objects of a kind, sorted by name. Only
+    /// object names ([`FileKind::object_name_of`]) are returned; anything
+    /// else found there is reported with [`note_ignored`] and skipped.
     fn list(&self, kind: FileKind) -> BResult<Vec<(String, u64)>>;
     /// Writes a small object atomically and durably.
     fn write(&self, kind: FileKind, name: &str, data: &[u8], mode: WriteMode) -> BResult<()>;
@@ -205,4 +291,47 @@ pub fn open(location: &str) -> crate::Result<Box<dyn Backend>> {
         )));
     }
     Ok(Box::new(local::LocalBackend::new(location)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn object_names_are_decided_here() {
+        for k in [FileKind::Snapshot, FileKind::Key] {
+            assert_eq!(k.object_name_of(HEX), Some(HEX));
+            for bad in ["Thumbs.db", ".DS_Store", "", "ab", &HEX.to_uppercase(), "é"] {
+                assert_eq!(k.object_name_of(bad), None, "{bad:?}");
+            }
+            assert_eq!(k.object_name_of(&format!("sub/{HEX}")), None);
+        }
+        let pack = format!("01/{HEX}");
+        assert_eq!(FileKind::Pack.object_name_of(&pack), Some(HEX));
+        for bad in [
+            HEX.to_string(),
+            format!("02/{HEX}"),
+            "aé/aébc".into(),
+            "Thumbs.db".into(),
+        ] {
+            assert_eq!(FileKind::Pack.object_name_of(&bad), None, "{bad:?}");
+        }
+        assert!(FileKind::Lock.is_object_name("create-00c0ffee"));
+        assert!(FileKind::Lock.is_object_name("prune-1234"));
+        for bad in ["Thumbs.db", "create-", "-12", "create-xyz", ".lock"] {
+            assert!(!FileKind::Lock.is_object_name(bad), "{bad:?}");
+        }
+        assert!(is_upload_in_progress(&format!("{HEX}#12")));
+        assert!(!is_upload_in_progress("Thumbs.db"));
+    }
+
+    #[test]
+    fn paths_never_panic() {
+        for name in ["", "a", "é", "aé", "ab", HEX] {
+            let _ = FileKind::Pack.path(name);
+        }
+        assert_eq!(FileKind::Pack.path(HEX), format!("data/01/{HEX}"));
+    }
 }

@@ -665,13 +665,22 @@ impl Backend for ObjectBackend {
     fn list(&self, kind: FileKind) -> BResult<Vec<(String, u64)>> {
         let dir = self.key(kind.dir());
         let what = format!("{}/{}", self.url, kind.dir());
+        let mut skipped = Vec::new();
         let metas = self
             .rt
             .block_on(async {
                 let mut s = self.store.list(Some(&dir));
                 let mut out = Vec::new();
                 while let Some(m) = s.next().await {
-                    out.push(m?);
+                    match m {
+                        Ok(m) => out.push(m),
+                        // A file the store cannot name (the `file://`
+                        // store and a name that is not UTF-8): not ours.
+                        Err(object_store::Error::InvalidPath { source }) => {
+                            skipped.push(source.to_string())
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 Ok::<_, object_store::Error>(out)
             })
@@ -682,13 +691,20 @@ impl Backend for ObjectBackend {
             Err(e) => return Err(e),
         };
         bump(&self.stats.list, (metas.len() as u64).div_ceil(1000).max(1));
-        let mut out: Vec<(String, u64)> = metas
-            .into_iter()
-            .filter_map(|m| {
-                let name = m.location.filename()?.to_string();
-                (!name.starts_with('.') && !name.starts_with('#')).then_some((name, m.size))
-            })
-            .collect();
+        for s in skipped {
+            super::note_ignored(format!("{what}: {s}"));
+        }
+        let base = format!("{}/", dir.as_ref());
+        let mut out = Vec::new();
+        for m in metas {
+            let key = m.location.as_ref();
+            let rel = key.strip_prefix(base.as_str()).unwrap_or(key);
+            match kind.object_name_of(rel) {
+                Some(name) => out.push((name.to_string(), m.size)),
+                None if super::is_upload_in_progress(rel) => {}
+                None => super::note_ignored(format!("{what}/{rel}")),
+            }
+        }
         out.sort();
         Ok(out)
     }

@@ -50,7 +50,7 @@ pub enum Command {
     /// Back up files, directories and command outputs as a new snapshot.
     Create(CreateArgs),
     /// List snapshots.
-    Snapshots,
+    Snapshots(SnapshotsArgs),
     /// List the files of a snapshot.
     Ls(LsArgs),
     /// Restore a snapshot into a directory.
@@ -77,6 +77,28 @@ pub enum Command {
         #[arg(long)]
         remove_all: bool,
     },
+}
+
+/// Which snapshots a selector may pick (as restic's filters).
+#[derive(Clone, Debug, Default, Args)]
+pub struct FilterArgs {
+    /// Only snapshots of this host (repeatable: any of them). Without it,
+    /// `latest` means this host's latest.
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only snapshots with all these tags, e.g. `nightly,db` (repeatable:
+    /// any of the sets; `--tag ""` means no tags).
+    #[arg(long = "tag", value_name = "TAG[,TAG...]")]
+    pub tags: Vec<String>,
+    /// Only snapshots that hold this source path (repeatable: all of them).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -159,7 +181,9 @@ pub struct CreateArgs {
     /// Snapshot time (RFC 3339) instead of now.
     #[arg(long)]
     pub time: Option<String>,
-    /// Parent snapshot for change detection.
+    /// Parent snapshot for change detection: an id, or `latest` (the
+    /// default: the latest of the recorded host and these paths that is not
+    /// newer than this snapshot).
     #[arg(long)]
     pub parent: Option<String>,
     /// Read every file again, ignoring the parent.
@@ -174,6 +198,8 @@ pub struct CreateArgs {
 pub struct LsArgs {
     /// Snapshot: `latest` or an id prefix.
     pub snapshot: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Path inside the snapshot.
     pub path: Option<PathBuf>,
 }
@@ -182,6 +208,8 @@ pub struct LsArgs {
 pub struct RestoreArgs {
     /// Snapshot: `latest` or an id prefix.
     pub snapshot: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Target directory (created if missing).
     #[arg(long = "to", alias = "target", value_name = "DIR")]
     pub to: Option<PathBuf>,
@@ -200,6 +228,8 @@ pub struct RestoreArgs {
 pub struct DumpArgs {
     /// Snapshot: `latest` or an id prefix.
     pub snapshot: String,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// File path inside the snapshot (a dump NAME is found under /.snap-streams).
     pub path: PathBuf,
 }

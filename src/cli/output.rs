@@ -6,8 +6,9 @@ use crate::commands::check::CheckReport;
 use crate::commands::create::CreateReport;
 use crate::commands::ls::LsEntry;
 use crate::commands::restore::RestoreReport;
-use crate::commands::snapshots::SnapshotRow;
+use crate::commands::snapshots::{format_time, SnapshotsReport};
 use crate::repository::blobs::IndexSync;
+use crate::repository::Selected;
 
 /// Prints reports as text or JSON.
 pub struct Printer {
@@ -36,6 +37,49 @@ impl Printer {
         say!("{}", serde_json::to_string(v).expect("reports serialize"));
     }
 
+    /// A warning on stderr (printed with --quiet too: it says something
+    /// the user must know).
+    pub fn warn(&self, msg: &str) {
+        eprintln!("warning: {msg}");
+    }
+
+    /// Says which snapshot a selector picked (stderr, unless --quiet), and
+    /// every warning about the choice. With --json the choice goes into the
+    /// report instead (`in_json`), when the command's report can hold it.
+    pub fn selected(&self, s: &Selected, in_json: bool) {
+        for w in &s.warnings {
+            self.warn(w);
+        }
+        if self.quiet || (self.json && in_json) {
+            return;
+        }
+        let sn = &s.snapshot;
+        eprintln!(
+            "using snapshot {} ({}, host {}, paths {}{})",
+            s.id.short(),
+            format_time(sn.time_ns),
+            sn.host,
+            sn.paths.join(" "),
+            if sn.tags.is_empty() {
+                String::new()
+            } else {
+                format!(", tags {}", sn.tags.join(","))
+            }
+        );
+    }
+
+    /// The JSON description of a picked snapshot.
+    pub fn selected_json(s: &Selected) -> serde_json::Value {
+        serde_json::json!({
+            "id": s.id.to_hex(),
+            "short_id": s.id.short(),
+            "time": format_time(s.snapshot.time_ns),
+            "host": s.snapshot.host,
+            "paths": s.snapshot.paths,
+            "tags": s.snapshot.tags,
+        })
+    }
+
     /// A single line, or its JSON value.
     pub fn line(&self, text: &str, json: &serde_json::Value) {
         if self.json {
@@ -53,6 +97,9 @@ impl Printer {
     }
 
     pub fn create(&self, r: &CreateReport) {
+        for n in &r.notices {
+            self.warn(n);
+        }
         if self.json {
             return self.emit_json(r);
         }
@@ -89,7 +136,11 @@ impl Printer {
         }
     }
 
-    pub fn snapshots(&self, rows: &[SnapshotRow]) {
+    pub fn snapshots(&self, report: &SnapshotsReport) {
+        for w in &report.warnings {
+            self.warn(w);
+        }
+        let rows = &report.rows;
         if self.json {
             return self.emit_json(&rows);
         }
@@ -120,6 +171,12 @@ impl Printer {
                 r.paths.join(" "),
                 if r.incomplete { " (incomplete)" } else { "" }
             );
+            if r.future {
+                println!(
+                    "{:<8}  dated ahead of this machine's clock: `latest` passes over it",
+                    ""
+                );
+            }
             for st in &r.summary.streams {
                 say!(
                     "{:<8}  stream {} {} from `{}`, exit {}",
@@ -156,9 +213,12 @@ impl Printer {
         }
     }
 
-    pub fn restore(&self, snap: &str, r: &RestoreReport) {
+    pub fn restore(&self, sel: &Selected, r: &RestoreReport) {
+        let snap = sel.id.short();
         if self.json {
-            return self.emit_json(r);
+            let mut v = serde_json::to_value(r).expect("reports serialize");
+            v["snapshot"] = Self::selected_json(sel);
+            return self.emit_json(&v);
         }
         for w in &r.warnings {
             eprintln!("warning: {w}");

@@ -14,9 +14,11 @@ use crate::repository::Repository;
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
-    /// Snapshots to remove (id prefixes).
+    /// Snapshots to remove (id prefixes, or `latest`).
     #[arg(required = true)]
     pub snapshots: Vec<String>,
+    #[command(flatten)]
+    pub filter: super::args::FilterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -145,12 +147,25 @@ impl PruneArgs {
 }
 
 pub fn run_forget(a: &ForgetArgs, repo: &Repository, p: &Printer) -> Result<i32> {
-    let r = forget::run(repo, &a.snapshots)?;
+    let filter = super::run::filter_of(&a.filter)?;
+    let r = forget::run(repo, &a.snapshots, &filter)?;
+    for w in &r.warnings {
+        p.warn(w);
+    }
     if p.json {
         say!("{}", serde_json::to_string(&r)?);
     } else if !p.quiet {
-        for id in &r.removed {
-            say!("removed snapshot {}", &id[..8]);
+        for s in &r.snapshots {
+            say!(
+                "removed snapshot {} ({}, host {}, paths {})",
+                s.short_id,
+                s.time,
+                s.host,
+                s.paths.join(" ")
+            );
+        }
+        for d in &r.damaged {
+            say!("removed damaged snapshot {}", d.get(..8).unwrap_or(d));
         }
         say!("run `snap prune` to free the space they used");
     }
@@ -160,6 +175,19 @@ pub fn run_forget(a: &ForgetArgs, repo: &Repository, p: &Printer) -> Result<i32>
 pub fn run_prune(a: &PruneArgs, repo: &Repository, p: &Printer) -> Result<i32> {
     let opts = a.options()?;
     let r = prune::run(repo, &opts)?;
+    for d in r.snapshots.iter().filter(|d| {
+        d.reasons
+            .iter()
+            .any(|r| r == crate::commands::retention::FUTURE_REASON)
+    }) {
+        p.warn(&format!(
+            "snapshot {} ({}, host {}) is dated ahead of this machine's clock: kept, and not \
+             counted by the policy; forget it by id if its time is wrong",
+            d.id.get(..8).unwrap_or(&d.id),
+            d.time,
+            d.host
+        ));
+    }
     print_prune(p, &r);
     Ok(exit::OK)
 }
@@ -181,7 +209,7 @@ fn print_prune(p: &Printer, r: &PruneReport) {
         };
         say!(
             "{verdict} {}  {}  {}  {}  [{why}]",
-            &d.id[..8],
+            d.id.get(..8).unwrap_or(&d.id),
             d.time,
             d.host,
             d.paths.join(" ")

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 
-use super::args::{CheckArgs, Cli, Command, CreateArgs, KeyCommand, RepairCommand, RestoreArgs};
+use super::args::{
+    CheckArgs, Cli, Command, CreateArgs, FilterArgs, KeyCommand, RepairCommand, RestoreArgs,
+};
 use super::exit;
 use super::output::Printer;
 use super::password;
 use crate::backend;
 use crate::commands::{self, check, create, restore, streams};
 use crate::format::config::ChunkerParams;
-use crate::repository::{InitOptions, KdfStrength, Repository};
+use crate::repository::{InitOptions, KdfStrength, Repository, Selected, SnapshotFilter};
 use crate::source::Excludes;
 use crate::Error;
 
@@ -44,7 +46,14 @@ pub fn main() -> i32 {
         json: cli.global.json,
         quiet: cli.global.quiet,
     };
-    match dispatch(&cli, &printer) {
+    let result = dispatch(&cli, &printer);
+    // Stray files met in the repository's directories, each named once.
+    for name in backend::take_ignored() {
+        printer.warn(&format!(
+            "ignored {name}: not a repository object (move it out of the repository)"
+        ));
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
             if is_broken_pipe(&e) {
@@ -54,6 +63,61 @@ pub fn main() -> i32 {
             code_for(&e)
         }
     }
+}
+
+/// Makes a path given to `--path` absolute and lexically normal, as
+/// `create` records source paths.
+fn normal_path(p: &Path) -> Result<String> {
+    let abs = std::path::absolute(p).with_context(|| format!("--path {}", p.display()))?;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Ok(out.display().to_string())
+}
+
+/// The validated filter of `--host`, `--tag` and `--path`.
+pub(super) fn filter_of(a: &FilterArgs) -> Result<SnapshotFilter> {
+    Ok(SnapshotFilter {
+        hosts: a.hosts.clone(),
+        tags: a
+            .tags
+            .iter()
+            .map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .collect(),
+        paths: a
+            .paths
+            .iter()
+            .map(|p| normal_path(p))
+            .collect::<Result<_>>()?,
+        not_after_ns: None,
+    })
+}
+
+/// Resolves a selector under the filter flags and says what was picked
+/// (`in_json`: the command's JSON report carries the choice).
+fn select(
+    repo: &Repository,
+    selector: &str,
+    filter: &FilterArgs,
+    p: &Printer,
+    in_json: bool,
+) -> Result<Selected> {
+    let sel = repo.find_snapshot(selector, &filter_of(filter)?)?;
+    p.selected(&sel, in_json);
+    Ok(sel)
 }
 
 fn parse_options(raw: &[String]) -> Result<Vec<(String, String)>> {
@@ -189,14 +253,16 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Create(a) => run_create(cli, a, p),
-        Command::Snapshots => {
+        Command::Snapshots(a) => {
+            let filter = filter_of(&a.filter)?;
             let repo = open_repo(cli)?;
-            p.snapshots(&commands::snapshots::run(&repo)?);
+            p.snapshots(&commands::snapshots::run(&repo, &filter)?);
             Ok(exit::OK)
         }
         Command::Ls(a) => {
             let repo = open_repo(cli)?;
-            let (id, s) = repo.find_snapshot(&a.snapshot)?;
+            let sel = select(&repo, &a.snapshot, &a.filter, p, false)?;
+            let (id, s) = (sel.id, sel.snapshot);
             let mut rows = Vec::new();
             commands::ls::run(&repo, &s.tree, a.path.as_deref(), &id.short(), &mut |e| {
                 rows.push(e)
@@ -207,7 +273,8 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Restore(a) => run_restore(cli, a, p),
         Command::Dump(a) => {
             let repo = open_repo(cli)?;
-            let (id, s) = repo.find_snapshot(&a.snapshot)?;
+            let sel = select(&repo, &a.snapshot, &a.filter, p, false)?;
+            let (id, s) = (sel.id, sel.snapshot);
             let path = stream_path(&repo, &s.tree, &a.path, &id.short())?;
             let stdout = std::io::stdout();
             let mut lock = stdout.lock();
@@ -215,7 +282,9 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Check(a) => run_check(cli, a, p),
-        Command::Sync(a) => super::sync::run(&repo_location(cli)?, a, p),
+        Command::Sync(a) => {
+            super::sync::run(&repo_location(cli)?, a, p, &|| get_password(cli, false))
+        }
         Command::Unlock { remove_all } => {
             let repo = open_repo(cli)?;
             let r = commands::unlock::run(&repo, *remove_all)?;
@@ -262,8 +331,8 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             super::repair::run_snapshots(a, open_repo(cli)?, p)
         }
         Command::Key(KeyCommand::Add { new_password_file }) => {
-            let repo = open_repo(cli)?;
             let new = password::from_file(new_password_file)?;
+            let repo = open_repo(cli)?;
             let id = repo.add_key(new.as_bytes(), KdfStrength::default())?;
             p.line(
                 &format!("added key {}", &id[..8]),
@@ -346,7 +415,8 @@ fn run_create(cli: &Cli, a: &CreateArgs, p: &Printer) -> Result<i32> {
 
 fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
     let repo = open_repo(cli)?;
-    let (id, s) = repo.find_snapshot(&a.snapshot)?;
+    let sel = select(&repo, &a.snapshot, &a.filter, p, true)?;
+    let (id, s) = (&sel.id, &sel.snapshot);
     if let Some(cmd) = &a.to_command {
         let [name] = a.includes.as_slice() else {
             bail!("--to-command needs exactly one --include naming the file to send");
@@ -355,7 +425,7 @@ fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
         let n = streams::to_command(&repo, &s.tree, &path, &id.short(), cmd)?;
         p.line(
             &format!("sent {n} bytes of {} to the command", path.display()),
-            &serde_json::json!({"bytes": n}),
+            &serde_json::json!({"bytes": n, "snapshot": Printer::selected_json(&sel)}),
         );
         return Ok(exit::OK);
     }
@@ -368,7 +438,7 @@ fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
         excludes: a.excludes.clone(),
     };
     let report = restore::run(&repo, &s.tree, &opts)?;
-    p.restore(&id.short(), &report);
+    p.restore(&sel, &report);
     Ok(if report.errors.is_empty() {
         exit::OK
     } else {

@@ -26,7 +26,8 @@ use crate::format::tree::{self, Node, NodeKind, Tree, TreeError};
 use crate::format::{BlobId, BlobKind, SnapshotId};
 use crate::pipeline::chunker::Chunker;
 use crate::repository::saver::BlobSaver;
-use crate::repository::Repository;
+use crate::repository::snapshots::{now_ns, rfc3339, FUTURE_TOLERANCE_NS};
+use crate::repository::{Repository, SnapshotFilter, SnapshotList};
 use crate::source::dir::ListError;
 use crate::source::meta::{self, OwnerNames};
 use crate::source::paths::{self, SourcePath};
@@ -69,6 +70,9 @@ pub struct CreateReport {
     pub incomplete: bool,
     /// Statistics.
     pub summary: Summary,
+    /// Warnings that do not make the snapshot incomplete: damaged snapshot
+    /// objects skipped, a time ahead of this machine's clock.
+    pub notices: Vec<String>,
 }
 
 #[derive(Default)]
@@ -582,23 +586,103 @@ impl Archiver<'_> {
     }
 }
 
+/// "3 days", "2 hours", "7 minutes": how far ahead a time is.
+fn ahead_by(ns: i64) -> String {
+    let mins = ns / 60_000_000_000;
+    match mins {
+        m if m >= 2 * 1440 => format!("{} days", m / 1440),
+        m if m >= 120 => format!("{} hours", m / 60),
+        m => format!("{m} minutes"),
+    }
+}
+
+/// Warns about times ahead of this machine's clock: the new snapshot's
+/// (a mistyped `--time`), and those of existing snapshots of the same host
+/// and paths (a clock that was wrong), which `latest` and parent selection
+/// pass over and prune keeps without counting.
+fn future_notices(
+    list: &SnapshotList,
+    host: &str,
+    paths: &[String],
+    time_ns: i64,
+    now: i64,
+    notices: &mut Vec<String>,
+) {
+    let limit = now.saturating_add(FUTURE_TOLERANCE_NS);
+    let newest = list.snapshots.last().map(|(_, s)| s.time_ns);
+    if time_ns > limit && newest.is_none_or(|n| time_ns > n.saturating_add(FUTURE_TOLERANCE_NS)) {
+        notices.push(format!(
+            "the snapshot's time {} is in the future: {} ahead of this machine's clock ({}); \
+             `latest` passes over it and prune keeps it without counting it \
+             (`snap forget` it if the time was a mistake)",
+            rfc3339(time_ns),
+            ahead_by(time_ns - now),
+            rfc3339(now)
+        ));
+    }
+    if time_ns > limit {
+        // Dated in the future itself: the others are no news.
+        return;
+    }
+    for (id, s) in &list.snapshots {
+        if s.time_ns > limit && s.host == host && s.paths == paths {
+            notices.push(format!(
+                "snapshot {} of this host and paths is dated {}, {} ahead of this machine's \
+                 clock: it is not used as parent nor as `latest` (a wrong clock or --time?)",
+                id.short(),
+                rfc3339(s.time_ns),
+                ahead_by(s.time_ns - now)
+            ));
+        }
+    }
+}
+
+/// The parent for change detection: `--parent` if given (an id as is;
+/// `latest` like the default), else the latest snapshot of the same host
+/// and paths dated no later than this one. Damaged snapshot objects are
+/// skipped with a notice.
 fn find_parent(
     repo: &Repository,
     opts: &CreateOptions,
     host: &str,
     paths: &[String],
+    time_ns: i64,
+    notices: &mut Vec<String>,
 ) -> Result<Option<(SnapshotId, Snapshot)>> {
+    let list = repo.list_snapshots()?;
+    notices.extend(list.warnings());
+    let now = now_ns();
+    future_notices(&list, host, paths, time_ns, now, notices);
     if opts.full {
         return Ok(None);
     }
-    if let Some(sel) = &opts.parent {
-        return repo.find_snapshot(sel).map(Some);
+    let filter = SnapshotFilter {
+        hosts: vec![host.to_string()],
+        paths: paths.to_vec(),
+        not_after_ns: Some(time_ns),
+        ..Default::default()
+    };
+    match opts.parent.as_deref() {
+        None => Ok(list
+            .select_latest(&filter, host, now)?
+            .map(|s| (s.id, s.snapshot))),
+        Some("latest") => {
+            let s =
+                list.select_latest(&filter, host, now)?
+                    .ok_or_else(|| Error::SnapshotSelector {
+                        selector: "latest".into(),
+                        why: format!(
+                            "no snapshot matching {} to be the parent",
+                            filter.describe()
+                        ),
+                    })?;
+            Ok(Some((s.id, s.snapshot)))
+        }
+        Some(sel) => {
+            let s = repo.find_snapshot(sel, &SnapshotFilter::default())?;
+            Ok(Some((s.id, s.snapshot)))
+        }
     }
-    Ok(repo
-        .snapshots()?
-        .into_iter()
-        .rev()
-        .find(|(_, s)| s.host == host && s.paths == paths))
 }
 
 /// Runs `snap create`.
@@ -649,7 +733,9 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     // The index is only a cache: bring it in step with storage (one listing
     // of the packs) before it may say which blobs exist.
     repo.sync_index()?;
-    let mut parent = find_parent(&repo, &opts, &host, &paths)?;
+    let mut notices = Vec::new();
+    let started_ns = opts.time_ns.unwrap_or_else(now_ns);
+    let mut parent = find_parent(&repo, &opts, &host, &paths, started_ns, &mut notices)?;
     let parent_root = match &parent {
         // A parent that a concurrent prune removed is no parent at all.
         Some((_, s)) if opts.parent.is_none() => match repo.load_tree(&s.tree) {
@@ -759,5 +845,6 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         parent: parent.map(|(id, _)| id.to_hex()),
         incomplete: snap.incomplete,
         summary: snap.summary,
+        notices,
     })
 }

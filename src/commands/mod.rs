@@ -15,3 +15,4 @@ pub mod snapshots;
 pub mod streams;
 pub mod sync;
 pub mod unlock;
+mod sync_needs;

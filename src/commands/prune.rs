@@ -33,7 +33,8 @@ use crate::repository::locks::{
     self, Liveness, LockGuard, StaleWatch, Verdict, CREATE_PREFIX, PRUNE_PREFIX,
 };
 use crate::repository::packer::OpenPack;
-use crate::repository::Repository;
+use crate::repository::snapshots::now_ns;
+use crate::repository::{Repository, SnapshotList};
 use crate::{Error, Result};
 
 /// Options of `snap prune`.
@@ -148,10 +149,13 @@ fn rfc3339(ns: i64) -> String {
         .unwrap_or_default()
 }
 
-/// Applies the policy to every group; returns decisions, oldest first.
+/// Applies the policy to every group (`now_ns`: this machine's clock, which
+/// only sets aside snapshots dated in the future); returns decisions,
+/// oldest first.
 fn decide(
     snaps: &[(SnapshotId, crate::format::snapshot::Snapshot)],
     opts: &PruneOptions,
+    now_ns: i64,
 ) -> Result<Vec<Decision>> {
     let mut groups: BTreeMap<GroupKey, Vec<usize>> = BTreeMap::new();
     for (i, (_, s)) in snaps.iter().enumerate() {
@@ -172,7 +176,7 @@ fn decide(
                     tags: &snaps[i].1.tags,
                 })
                 .collect();
-            opts.policy.apply(&items)
+            opts.policy.apply(&items, now_ns)
         };
         if !opts.allow_empty && reasons.iter().all(|r| r.is_empty()) {
             return Err(Error::Invalid(format!(
@@ -199,40 +203,149 @@ fn decide(
     Ok(out.into_iter().flatten().collect())
 }
 
+/// Refuses to prune while a snapshot object does not verify: its group,
+/// time and data are unknown, so no decision and no garbage collection
+/// would be safe.
+fn refuse_damaged(list: &SnapshotList) -> Result<()> {
+    if list.damaged.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = list
+        .damaged
+        .iter()
+        .map(|d| format!("{} ({})", d.id.short(), d.why))
+        .collect();
+    let ids: Vec<String> = list.damaged.iter().map(|d| d.id.short()).collect();
+    let (noun, verb, it) = if ids.len() == 1 {
+        ("snapshot", "is", "it")
+    } else {
+        ("snapshots", "are", "them")
+    };
+    Err(Error::Damaged(format!(
+        "{noun} {} {verb} damaged: prune cannot tell which data {it} needs, so it changed \
+         nothing. Forget {it} (`snap forget {}`), or run `snap repair snapshots`, then prune again",
+        names.join(", "),
+        ids.join(" ")
+    )))
+}
+
+/// A failure to read a snapshot's trees, without the generic advice of
+/// the error's own message.
+fn reason(e: &Error) -> String {
+    match e {
+        Error::Corrupt { what, why } => format!("{what} is damaged: {why}"),
+        Error::Missing { what } => format!("{what} is missing"),
+        other => other.to_string(),
+    }
+}
+
+/// Walks the trees of `snaps` into `needed`, adding their ids to `seen`.
+/// Every snapshot whose trees cannot be read is named in one error; a
+/// storage error that is not damage (an unreachable store) is returned as
+/// it is.
+fn walk_snapshots<'a>(
+    repo: &Repository,
+    snaps: impl Iterator<Item = &'a (SnapshotId, crate::format::snapshot::Snapshot)>,
+    needed: &mut HashSet<BlobId>,
+    seen: &mut HashSet<SnapshotId>,
+) -> Result<()> {
+    let mut bad = Vec::new();
+    for (id, s) in snaps {
+        seen.insert(*id);
+        match walk(repo, &s.tree, needed) {
+            Ok(()) => {}
+            Err(e @ (Error::Corrupt { .. } | Error::Missing { .. })) => bad.push((id, s, e)),
+            Err(e) => return Err(e),
+        }
+    }
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = bad
+        .iter()
+        .map(|(id, s, e)| {
+            format!(
+                "snapshot {} ({}, host {}, paths {}) cannot be read: {}",
+                id.short(),
+                rfc3339(s.time_ns),
+                s.host,
+                s.paths.join(" "),
+                reason(e)
+            )
+        })
+        .collect();
+    let ids: Vec<String> = bad.iter().map(|(id, _, _)| id.short()).collect();
+    Err(Error::Damaged(format!(
+        "{}; prune needs every kept snapshot's trees to know which data is in use, \
+         so it changed nothing. Forget {} (`snap forget {}`), or run \
+         `snap repair snapshots --forget` (docs/repair.md), then prune again",
+        names.join("; "),
+        if ids.len() == 1 { "it" } else { "them" },
+        ids.join(" ")
+    )))
+}
+
 /// Runs `snap prune`.
 pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
-    let snaps = repo.snapshots()?;
-    let decisions = decide(&snaps, opts)?;
+    if opts.gc {
+        repo.sync_index()?;
+    }
+    let list = repo.list_snapshots()?;
+    refuse_damaged(&list)?;
+    let snaps = &list.snapshots;
+    let decisions = decide(snaps, opts, now_ns())?;
+    // Before anything is removed: every kept snapshot must be readable,
+    // or garbage collection could delete what it needs.
+    let mut needed = HashSet::new();
+    let mut seen = HashSet::new();
+    if opts.gc {
+        let kept = snaps.iter().zip(&decisions).filter(|(_, d)| d.keep);
+        walk_snapshots(repo, kept.map(|(s, _)| s), &mut needed, &mut seen)?;
+    }
     let mut report = PruneReport {
         dry_run: opts.dry_run,
         removed: decisions.iter().filter(|d| !d.keep).count() as u64,
         ..Default::default()
     };
     if !opts.dry_run {
-        for (d, (id, _)) in decisions.iter().zip(&snaps) {
+        for (d, (id, _)) in decisions.iter().zip(snaps) {
             if !d.keep {
                 repo.delete_snapshot(id)?;
+                seen.insert(*id);
                 failpoint!("prune.after_forget");
             }
         }
     }
     report.snapshots = decisions;
     if opts.gc {
-        report.gc = Some(collect_garbage(repo, opts)?);
+        report.gc = Some(collect_garbage(repo, opts, needed, seen)?);
     }
     Ok(report)
 }
 
 /// Adds every blob reachable from `root` to `needed` (trees included); a
-/// tree already in the set was walked before, with all it reaches.
+/// tree already in the set was walked before, with all it reaches. A tree
+/// that cannot be read is left out of the set (so every snapshot reaching
+/// it fails too) and the rest is still walked; the first such error is
+/// returned.
 fn walk(repo: &Repository, root: &BlobId, needed: &mut HashSet<BlobId>) -> Result<()> {
     let mut stack = vec![*root];
+    let mut first_err = None;
     while let Some(t) = stack.pop() {
         if !needed.insert(t) {
             continue;
         }
-        let (tree, parts) = repo.load_tree_parts(&t)?;
-        needed.extend(parts);
+        let tree = match repo.load_tree_parts(&t) {
+            Ok((tree, parts)) => {
+                needed.extend(parts);
+                tree
+            }
+            Err(e) => {
+                needed.remove(&t);
+                first_err.get_or_insert(e);
+                continue;
+            }
+        };
         for n in tree.nodes {
             needed.extend(n.content);
             if let Some(sub) = n.subtree {
@@ -240,30 +353,7 @@ fn walk(repo: &Repository, root: &BlobId, needed: &mut HashSet<BlobId>) -> Resul
             }
         }
     }
-    Ok(())
-}
-
-/// [`walk`] for a snapshot; a tree that is lost or damaged names the
-/// snapshot and the way out (prune needs every snapshot's trees).
-fn walk_snapshot(
-    repo: &Repository,
-    id: &SnapshotId,
-    root: &BlobId,
-    needed: &mut HashSet<BlobId>,
-) -> Result<()> {
-    walk(repo, root, needed).map_err(|e| match e {
-        Error::Missing { what } => Error::Damaged(format!(
-            "snapshot {}: {what} is missing; prune needs every tree of every snapshot: \
-             run `snap repair snapshots --forget` first (docs/repair.md)",
-            id.short()
-        )),
-        Error::Corrupt { what, why } => Error::Damaged(format!(
-            "snapshot {}: {what} is damaged ({why}); prune needs every tree of every \
-             snapshot: run `snap repair snapshots --forget` first (docs/repair.md)",
-            id.short()
-        )),
-        e => e,
-    })
+    first_err.map_or(Ok(()), Err)
 }
 
 struct Candidate {
@@ -611,16 +701,15 @@ pub(crate) fn delete_packs(repo: &Repository, packs: &[PackId]) -> Result<()> {
     Ok(())
 }
 
-fn collect_garbage(repo: &Repository, opts: &PruneOptions) -> Result<GcReport> {
+/// Frees what no snapshot needs; `needed` holds the blobs of the kept
+/// snapshots, `seen` every snapshot already decided about.
+fn collect_garbage(
+    repo: &Repository,
+    opts: &PruneOptions,
+    mut needed: HashSet<BlobId>,
+    seen: HashSet<SnapshotId>,
+) -> Result<GcReport> {
     let mut gc = GcReport::default();
-    repo.sync_index()?;
-    let snaps = repo.snapshots()?;
-    let seen: HashSet<SnapshotId> = snaps.iter().map(|(id, _)| *id).collect();
-    let mut needed = HashSet::new();
-    for (id, s) in &snaps {
-        walk_snapshot(repo, id, &s.tree, &mut needed)?;
-    }
-    drop(snaps);
     let candidates = choose(repo, &needed, opts, &mut gc)?;
     if opts.dry_run || candidates.is_empty() {
         if !opts.dry_run {
@@ -634,11 +723,10 @@ fn collect_garbage(repo: &Repository, opts: &PruneOptions) -> Result<GcReport> {
     let intent = announce_deletion(repo, &candidates, opts.lock_wait, &mut gc)?;
     // Snapshots committed meanwhile may use blobs of candidates.
     repo.sync_index()?;
-    for (id, s) in repo.snapshots()? {
-        if !seen.contains(&id) {
-            walk_snapshot(repo, &id, &s.tree, &mut needed)?;
-        }
-    }
+    let list = repo.list_snapshots()?;
+    refuse_damaged(&list)?;
+    let new = list.snapshots.iter().filter(|(id, _)| !seen.contains(id));
+    walk_snapshots(repo, new, &mut needed, &mut HashSet::new())?;
     // Needed blobs indexed in a candidate with no copy outside: copy them.
     let mut plan: BTreeMap<PackId, Vec<BlobId>> = BTreeMap::new();
     for pack in &candidates {

@@ -12,8 +12,24 @@
 //! * `tag T`: every snapshot carrying tag T.
 //!
 //! A snapshot is kept when any rule keeps it.
+//!
+//! Clocks: the rules use no "now" of their own. Periods are calendar
+//! periods of the snapshots' own times, `within` counts back from the
+//! group's newest snapshot, and groups never see each other's snapshots,
+//! so one host's clock cannot decide another host's retention (with the
+//! default `--group-by host,paths`). The one use of this machine's clock:
+//! a snapshot dated more than [`FUTURE_TOLERANCE_NS`] ahead of it (a
+//! mistyped `--time`, a host whose clock is wrong) is kept, with the reason
+//! `future-dated`, and takes no part in the rules: it neither counts as one
+//! of the `last N` nor becomes the group's newest for `within`, so it can
+//! never push the real newest backups out. Forget it by id once seen.
 
 use serde::Serialize;
+
+pub use crate::repository::snapshots::FUTURE_TOLERANCE_NS;
+
+/// The reason given for a snapshot dated ahead of the clock.
+pub const FUTURE_REASON: &str = "future-dated";
 
 /// A retention policy. Counts of 0 disable a rule.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -130,11 +146,22 @@ impl Policy {
     }
 
     /// For each item (in input order), the rules that keep it; an empty
-    /// list means the snapshot is removed. Items are one group.
-    pub fn apply(&self, items: &[Item<'_>]) -> Vec<Vec<String>> {
+    /// list means the snapshot is removed. Items are one group; `now_ns`
+    /// is this machine's clock, used only to set aside items dated in the
+    /// future (see the module documentation).
+    pub fn apply(&self, items: &[Item<'_>], now_ns: i64) -> Vec<Vec<String>> {
         let mut reasons = vec![Vec::new(); items.len()];
-        // Newest first; ties keep input order.
-        let mut order: Vec<usize> = (0..items.len()).collect();
+        let future_after = now_ns.saturating_add(FUTURE_TOLERANCE_NS);
+        // Newest first; ties keep input order. Future-dated items are kept
+        // and left out of every rule.
+        let mut order: Vec<usize> = Vec::with_capacity(items.len());
+        for (i, it) in items.iter().enumerate() {
+            if it.time_ns > future_after {
+                reasons[i].push(FUTURE_REASON.to_string());
+            } else {
+                order.push(i);
+            }
+        }
         order.sort_by(|&a, &b| items[b].time_ns.cmp(&items[a].time_ns).then(a.cmp(&b)));
         let rules: [Rule; 6] = [
             ("last", self.last, |_| 0),
@@ -172,7 +199,8 @@ impl Policy {
                 }
             }
         }
-        for (i, it) in items.iter().enumerate() {
+        for &i in &order {
+            let it = &items[i];
             for t in &self.tags {
                 if it.tags.contains(t) {
                     reasons[i].push(format!("tag {t}"));
@@ -219,6 +247,8 @@ mod tests {
 
     const DAY: i64 = 86_400 * 1_000_000_000;
     const HOUR: i64 = 3_600 * 1_000_000_000;
+    /// A clock later than every test time.
+    const NOW: i64 = 100_000 * DAY;
 
     fn at(date: time::Date, hour: u8) -> i64 {
         date.with_hms(hour, 0, 0)
@@ -236,7 +266,7 @@ mod tests {
                 tags: &tags,
             })
             .collect();
-        p.apply(&items)
+        p.apply(&items, i64::MAX / 2)
             .iter()
             .enumerate()
             .filter(|(_, r)| !r.is_empty())
@@ -314,7 +344,10 @@ mod tests {
             tags: vec!["keep".into()],
             ..Default::default()
         };
-        assert_eq!(p.apply(&items), vec![vec![], vec!["tag keep".to_string()]]);
+        assert_eq!(
+            p.apply(&items, NOW),
+            vec![vec![], vec!["tag keep".to_string()]]
+        );
     }
 
     #[test]
@@ -325,13 +358,48 @@ mod tests {
             ..Default::default()
         };
         let tags = Vec::new();
-        let r = p.apply(&[Item {
-            time_ns: 5,
-            tags: &tags,
-        }]);
+        let r = p.apply(
+            &[Item {
+                time_ns: 5,
+                tags: &tags,
+            }],
+            NOW,
+        );
         assert_eq!(r, vec![vec!["last".to_string(), "daily".to_string()]]);
         assert!(Policy::default().is_empty());
         assert_eq!(kept(&Policy::default(), &[1, 2]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn future_dated_items_are_kept_and_count_for_nothing() {
+        let now = 1_000 * DAY;
+        let tags: Vec<String> = Vec::new();
+        let item = |t| Item {
+            time_ns: t,
+            tags: &tags,
+        };
+        let items = [
+            item(now - 2 * DAY),
+            item(now - DAY),
+            item(now + 4 * 365 * DAY),
+            item(now + 60 * 1_000_000_000),
+        ];
+        let p = Policy {
+            last: 1,
+            ..Default::default()
+        };
+        let r = p.apply(&items, now);
+        // A minute ahead is clock drift, not the future: it is the newest.
+        assert_eq!(r[3], vec!["last".to_string()]);
+        assert_eq!(r[2], vec![FUTURE_REASON.to_string()]);
+        assert!(r[0].is_empty() && r[1].is_empty());
+        // `within` counts from the newest real snapshot, not from 4 years on.
+        let p = Policy {
+            within_ns: Some(3 * DAY),
+            ..Default::default()
+        };
+        let r = p.apply(&items, now);
+        assert!(r.iter().all(|x| !x.is_empty()), "{r:?}");
     }
 
     #[test]

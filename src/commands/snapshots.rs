@@ -1,9 +1,11 @@
-//! `snap snapshots`: the list of snapshots.
+//! `snap snapshots`: the list of snapshots, filtered like every selector.
 
 use serde::Serialize;
 
-use crate::format::snapshot::Summary;
-use crate::repository::Repository;
+use crate::format::snapshot::{Snapshot, Summary};
+use crate::format::SnapshotId;
+use crate::repository::snapshots::{now_ns, FUTURE_TOLERANCE_NS};
+use crate::repository::{Repository, SnapshotFilter};
 use crate::Result;
 
 /// One row of `snap snapshots`.
@@ -17,6 +19,8 @@ pub struct SnapshotRow {
     pub time: String,
     /// Time, ns since the epoch.
     pub time_ns: i64,
+    /// Dated ahead of this machine's clock (`latest` passes it over).
+    pub future: bool,
     /// Host.
     pub host: String,
     /// Tags.
@@ -31,33 +35,42 @@ pub struct SnapshotRow {
     pub summary: Summary,
 }
 
-/// Formats ns since the epoch as RFC 3339.
-pub fn format_time(ns: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ns.to_string())
+/// What `snap snapshots` found.
+#[derive(Debug, Default)]
+pub struct SnapshotsReport {
+    /// Matching snapshots, oldest first.
+    pub rows: Vec<SnapshotRow>,
+    /// Damaged snapshot objects that were skipped, one warning each.
+    pub warnings: Vec<String>,
 }
 
-/// Lists snapshots, oldest first.
-pub fn run(repo: &Repository) -> Result<Vec<SnapshotRow>> {
-    Ok(repo
-        .snapshots()?
-        .into_iter()
-        .map(|(id, s)| SnapshotRow {
-            id: id.to_hex(),
-            short_id: id.short(),
-            time: format_time(s.time_ns),
-            time_ns: s.time_ns,
-            host: s.host,
-            tags: s.tags,
-            paths: s.paths,
-            parent: s.parent.map(|p| p.to_hex()),
-            incomplete: s.incomplete,
-            summary: s.summary,
-        })
-        .collect())
+/// Formats ns since the epoch as RFC 3339.
+pub fn format_time(ns: i64) -> String {
+    crate::repository::snapshots::rfc3339(ns)
+}
+
+/// A row for one snapshot.
+pub fn row(id: &SnapshotId, s: &Snapshot) -> SnapshotRow {
+    SnapshotRow {
+        id: id.to_hex(),
+        short_id: id.short(),
+        time: format_time(s.time_ns),
+        time_ns: s.time_ns,
+        future: s.time_ns > now_ns().saturating_add(FUTURE_TOLERANCE_NS),
+        host: s.host.clone(),
+        tags: s.tags.clone(),
+        paths: s.paths.clone(),
+        parent: s.parent.map(|p| p.to_hex()),
+        incomplete: s.incomplete,
+        summary: s.summary.clone(),
+    }
+}
+
+/// Lists the snapshots matching `filter`, oldest first.
+pub fn run(repo: &Repository, filter: &SnapshotFilter) -> Result<SnapshotsReport> {
+    let list = repo.list_snapshots()?;
+    Ok(SnapshotsReport {
+        rows: list.filtered(filter).map(|(id, s)| row(id, s)).collect(),
+        warnings: list.warnings(),
+    })
 }

@@ -157,8 +157,18 @@ impl Repository {
 
     /// Reads a pack's header from storage.
     pub fn read_pack_header(&self, pack: &PackId) -> Result<(u64, Vec<PackEntry>)> {
+        self.read_pack_header_in(self.backend.as_ref(), pack)
+    }
+
+    /// Reads the header of a pack of this repository kept in `backend`
+    /// (another copy of the repository: same keys), e.g. a sync target.
+    pub fn read_pack_header_in(
+        &self,
+        backend: &dyn crate::backend::Backend,
+        pack: &PackId,
+    ) -> Result<(u64, Vec<PackEntry>)> {
         let name = pack.to_hex();
-        let len = self.backend.size(FileKind::Pack, &name)?;
+        let len = backend.size(FileKind::Pack, &name)?;
         if len < TRAILER_LEN as u64 {
             return Err(Error::corrupt(
                 format!("pack {pack}"),
@@ -168,14 +178,12 @@ impl Repository {
         // One read usually covers header and trailer of a pack of small
         // packs; read again when the header is larger.
         let guess = len.min(64 * 1024);
-        let tail = self
-            .backend
-            .read_range(FileKind::Pack, &name, len - guess, guess)?;
+        let tail = backend.read_range(FileKind::Pack, &name, len - guess, guess)?;
         let (hoff, hlen) = pack::decode_trailer(&tail[tail.len() - TRAILER_LEN..], len)
             .map_err(|why| Error::corrupt(format!("pack {pack}"), why))?;
         let need = (hlen + TRAILER_LEN) as u64;
         let tail = if need > guess {
-            self.backend.read_range(FileKind::Pack, &name, hoff, need)?
+            backend.read_range(FileKind::Pack, &name, hoff, need)?
         } else {
             tail
         };

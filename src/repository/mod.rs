@@ -8,7 +8,7 @@ pub mod locks;
 pub mod open;
 pub mod packer;
 pub mod saver;
-mod snapshots;
+pub mod snapshots;
 pub mod tmp;
 
 use std::path::PathBuf;
@@ -20,6 +20,7 @@ use crate::index::Index;
 use crate::pipeline::crypto::{BlobCipher, MasterKey};
 
 pub use open::{InitOptions, KdfStrength};
+pub use snapshots::{Selected, SnapshotFilter, SnapshotList};
 
 /// An unlocked repository.
 pub struct Repository {

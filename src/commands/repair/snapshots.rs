@@ -41,7 +41,7 @@ use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::format::{BlobId, BlobKind, SnapshotId};
 use crate::repository::saver::BlobSaver;
-use crate::repository::Repository;
+use crate::repository::{Repository, SnapshotFilter};
 use crate::{Error, Result};
 
 /// The tag every rewritten snapshot gets.
@@ -351,7 +351,8 @@ fn select(repo: &Repository, selectors: &[String]) -> Result<Vec<(SnapshotId, Sn
     }
     let mut out: Vec<(SnapshotId, Snapshot)> = Vec::new();
     for sel in selectors {
-        let (id, s) = repo.find_snapshot(sel)?;
+        let found = repo.find_snapshot(sel, &SnapshotFilter::default())?;
+        let (id, s) = (found.id, found.snapshot);
         if !out.iter().any(|(i, _)| *i == id) {
             out.push((id, s));
         }
