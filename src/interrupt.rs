@@ -73,6 +73,20 @@ pub fn check() -> Result<()> {
     }
 }
 
+/// Sleeps for `d`, waking early (with [`Error::Interrupted`]) when a stop
+/// is asked for: a wait for another process is a stop point too.
+pub fn sleep(d: Duration) -> Result<()> {
+    let until = std::time::Instant::now() + d;
+    loop {
+        check()?;
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(Duration::from_millis(100)));
+    }
+}
+
 /// The name of a signal, for messages.
 pub fn name(signal: i32) -> &'static str {
     match signal {

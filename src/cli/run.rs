@@ -46,6 +46,11 @@ pub fn main() -> i32 {
         json: cli.global.json,
         quiet: cli.global.quiet,
     };
+    if stops_cleanly(&cli.command) {
+        if let Err(e) = crate::interrupt::install() {
+            printer.warn(&format!("signals will end snap at once: {e}"));
+        }
+    }
     let result = dispatch(&cli, &printer);
     // Stray files met in the repository's directories, each named once.
     for name in backend::take_ignored() {
@@ -63,6 +68,17 @@ pub fn main() -> i32 {
             code_for(&e)
         }
     }
+}
+
+/// Whether a command stops cleanly at SIGINT, SIGTERM or SIGHUP (exit
+/// code 128 + the signal, its locks and staging files removed): the long
+/// commands that have stop points (`crate::interrupt`). Every other command
+/// is short, and ends at once, as the signal's default action does.
+fn stops_cleanly(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::Create(_) | Command::Check(_) | Command::Prune(_) | Command::Sync(_)
+    )
 }
 
 /// Makes a path given to `--path` absolute and lexically normal, as

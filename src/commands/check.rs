@@ -112,6 +112,7 @@ impl Walk<'_> {
             return Ok(h.clone());
         }
         self.trees += 1;
+        crate::interrupt::check()?;
         let mut hits = Vec::new();
         match self.usable.repo.load_tree(id) {
             Err(e) => {
@@ -237,6 +238,9 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
         let Some(pack) = PackId::from_hex(name) else {
             return;
         };
+        if crate::interrupt::received().is_some() {
+            return;
+        }
         match verify_pack(repo, &pack) {
             Ok(v) => {
                 bytes.fetch_add(v.bytes, std::sync::atomic::Ordering::Relaxed);
@@ -253,6 +257,8 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
                 .push(format!("pack {}: {}", pack.short(), describe(&e))),
         }
     });
+    // Stopped: no verdict on packs that were not read.
+    crate::interrupt::check()?;
     report.packs_read = chosen.len() as u64;
     report.bytes_read = bytes.into_inner();
     report.errors.extend(errs.into_inner().unwrap());

@@ -257,6 +257,9 @@ impl<'a> Archiver<'a> {
         parent: Option<&Node>,
         at: Option<&Prefix>,
     ) -> Result<Option<Node>> {
+        // A stop point per entry, also where nothing is stored (unchanged
+        // files, empty directories).
+        crate::interrupt::check()?;
         let m = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) => {

@@ -310,6 +310,7 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
     if !opts.dry_run {
         for (d, (id, _)) in decisions.iter().zip(snaps) {
             if !d.keep {
+                crate::interrupt::check()?;
                 repo.delete_snapshot(id)?;
                 seen.insert(*id);
                 failpoint!("prune.after_forget");
@@ -335,6 +336,7 @@ fn walk(repo: &Repository, root: &BlobId, needed: &mut HashSet<BlobId>) -> Resul
         if !needed.insert(t) {
             continue;
         }
+        crate::interrupt::check()?;
         let tree = match repo.load_tree_parts(&t) {
             Ok((tree, parts)) => {
                 needed.extend(parts);
@@ -483,7 +485,7 @@ fn wait_for_creates(repo: &Repository, lock_wait: Duration, gc: &mut GcReport) -
                 why.join("; ")
             )));
         }
-        std::thread::sleep(poll_interval(started.elapsed()));
+        crate::interrupt::sleep(poll_interval(started.elapsed()))?;
     }
 }
 
@@ -555,7 +557,7 @@ fn claim(repo: &Repository, mine: &str, lock_wait: Duration, gc: &mut GcReport) 
                 undecided.join("; ")
             )));
         }
-        std::thread::sleep(poll_interval(started.elapsed()));
+        crate::interrupt::sleep(poll_interval(started.elapsed()))?;
     }
 }
 
@@ -619,6 +621,7 @@ fn copy_into(
         Ok(())
     };
     for (pack, entries) in plan {
+        crate::interrupt::check()?;
         let bytes = match repo.backend().read(FileKind::Pack, &pack.to_hex()) {
             Ok(b) => b,
             Err(e) if salvage && e.is_not_found() => {
@@ -693,6 +696,7 @@ pub(crate) fn announce_deletion(
 /// index again (a concurrent index sync may have re-added it meanwhile).
 pub(crate) fn delete_packs(repo: &Repository, packs: &[PackId]) -> Result<()> {
     for pack in packs {
+        crate::interrupt::check()?;
         repo.index().remove_pack(pack)?;
         repo.backend().delete(FileKind::Pack, &pack.to_hex())?;
         repo.index().remove_pack(pack)?;

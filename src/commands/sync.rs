@@ -209,6 +209,7 @@ impl Copier<'_> {
         name: &str,
         mode: WriteMode,
     ) -> Result<bool> {
+        crate::interrupt::check()?;
         let data = source.read(kind, name)?;
         if !hash_ok(kind, name, &data) {
             self.damaged

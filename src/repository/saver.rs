@@ -264,6 +264,9 @@ impl BlobSaver {
     /// Saves a blob unless the repository (or this run) has it already.
     /// Returns its id and whether it was new.
     pub fn save(&self, kind: BlobKind, data: &[u8]) -> Result<(BlobId, bool)> {
+        // A stop point per blob: nothing is committed until the snapshot,
+        // so abandoning here loses nothing (format-spec/07).
+        crate::interrupt::check()?;
         // Readers refuse header entries above this (format-spec/04-packs.md);
         // only a huge directory listing can get here (chunks are <= 16 MiB).
         let limit = crate::format::pack::MAX_BLOB_LEN as usize - crate::pipeline::crypto::OVERHEAD;
