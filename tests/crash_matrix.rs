@@ -677,7 +677,6 @@ fn create_while_prune_paused_after_its_intent_avoids_the_intent_packs() {
 /// Needs the index to be reconciled with storage (issue 8, "A stale index
 /// is trusted as proof that a blob exists").
 #[test]
-#[ignore = "stale index after sync --delete into a used repository (issue 8)"]
 fn a_used_repository_synced_into_with_delete_checks_clean_and_backs_up() {
     let s = Site::new();
     s.create("a", 1);
@@ -702,7 +701,6 @@ fn a_used_repository_synced_into_with_delete_checks_clean_and_backs_up() {
 /// points at blobs never indexed (issue 8, "A worker thread that panics is
 /// ignored").
 #[test]
-#[ignore = "a panicking blob worker is ignored (issue 8)"]
 fn a_panicking_blob_worker_fails_the_create() {
     let s = Site::new();
     fs::create_dir(s.src()).unwrap();

@@ -609,3 +609,30 @@ fn a_directory_too_large_for_one_tree_blob_is_stored_in_parts() {
     let listed = env.ok(["ls", "latest"]);
     assert_eq!(listed.lines().filter(|l| l.contains("/big/l")).count(), n);
 }
+
+/// A tree 1500 directories deep (one-letter names, as far as PATH_MAX lets
+/// a path go): the walk must not run out of stack, and restore, ls and
+/// check go all the way down.
+#[test]
+fn a_tree_1500_levels_deep_is_backed_up_and_restored() {
+    let env = Env::new();
+    let src = env.path("src");
+    let mut deep = src.clone();
+    for _ in 0..1500 {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).unwrap();
+    write(&deep.join("leaf"), b"at the bottom");
+    write(&src.join("top"), b"at the top");
+    let r = env.create(&[&src], &[]);
+    assert_eq!(r["incomplete"], false, "{r}");
+    env.ok(["check", "--read-data"]);
+    let to = env.path("out");
+    env.restore("latest", &to);
+    let d = differences(&walk(&src), &walk(&to.join(src.strip_prefix("/").unwrap())));
+    assert!(d.is_empty(), "{}", d.join("\n"));
+    assert!(env
+        .ok(["ls", "latest"])
+        .lines()
+        .any(|l| l.ends_with("/d/leaf")));
+}

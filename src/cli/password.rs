@@ -22,7 +22,8 @@ pub fn from_file(p: &Path) -> Result<Zeroizing<String>> {
     let pw = Zeroizing::new(first_line(&s));
     if pw.is_empty() {
         bail!(
-            "password file {} is empty: write the password on its first line",
+            "password file {} has an empty first line: snap refuses an empty password \
+             (it would let anyone open the repository); write the password on its first line",
             p.display()
         );
     }

@@ -36,6 +36,9 @@ use crate::{Error, Result};
 
 pub use super::streams::StreamSource;
 
+/// Stack of each walker thread.
+const WALKER_STACK: usize = 128 << 20;
+
 /// Options of `snap create`.
 #[derive(Debug, Default)]
 pub struct CreateOptions {
@@ -784,6 +787,10 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     let walkers = rayon::ThreadPoolBuilder::new()
         .num_threads(threads * 2)
         .thread_name(|i| format!("snap-walk-{i}"))
+        // The walk recurses once per directory level (plus rayon's frames):
+        // room for trees thousands of levels deep. Only the pages touched
+        // are ever backed by memory.
+        .stack_size(WALKER_STACK)
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start walker threads: {e}")))?;
     let mut root = walkers.install(|| arch.archive_root(&prefixes, parent_root.as_ref()))?;
