@@ -210,3 +210,41 @@ fn a_second_signal_ends_at_once_and_the_lock_left_is_judged_stale() {
     assert_success(&env.run(["prune", "--lock-wait", "0s"]), "prune after");
     env.create(&[&src], &[]);
 }
+
+#[test]
+fn sigint_during_a_dump_kills_the_dump_and_exits_130() {
+    let env = Env::new();
+    let src = source(&env, 1);
+    let here = env.path("dump-started");
+    let pidfile = env.path("dump.pid");
+    let dump = format!(
+        "db.sql=echo $$ > {}; head -c 100000 /dev/zero; touch {}; sleep 600",
+        pidfile.display(),
+        here.display()
+    );
+    let child = env
+        .cmd()
+        .args(["create", src.to_str().unwrap(), "--from-shell", &dump])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !here.exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "dump never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, libc::SIGINT);
+    let out = child.wait_with_output().unwrap();
+    stopped_cleanly(&out, 130, "create with a dump");
+    let pid: i32 = fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    assert!(!alive, "the dump command (pid {pid}) was killed");
+    nothing_left(&env);
+    assert!(env.snapshot_ids().is_empty());
+}

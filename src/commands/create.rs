@@ -845,7 +845,9 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     };
     failpoint!("create.before_snapshot");
     // The commit point: only while our registration is provably still ours
-    // (format-spec/07, L5).
+    // (format-spec/07, L5), and not after a stop was asked for (the last
+    // stop point: once the snapshot is written, the run has succeeded).
+    crate::interrupt::check()?;
     create_lock.ensure_held()?;
     let id = repo.save_snapshot(&snap)?;
     failpoint!("create.after_snapshot");
