@@ -317,3 +317,106 @@ fn missing_bucket_and_dead_endpoint_fail_fast_with_one_line() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus_key"));
 }
+
+/// A tree of `dirs` directories, one small file each.
+fn many_dirs(root: &Path, dirs: usize) {
+    for i in 0..dirs {
+        let d = root.join(format!("a{}/b{i}", i % 20));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("f.txt"), format!("file {i}\n")).unwrap();
+    }
+}
+
+fn requests(log: &Path, location: &str) -> u64 {
+    let r = requests_log(log, location);
+    ["get", "put", "head", "list", "delete"]
+        .iter()
+        .map(|k| r["counts"][k].as_u64().unwrap())
+        .sum()
+}
+
+/// The requests of an unchanged re-backup, a restore, `ls`, `check` and a
+/// prune do not grow with the number of directories: listings are read
+/// from the cache of tree packs, not with one GET each. A second machine
+/// (empty cache) fetches each tree pack once.
+#[test]
+fn requests_do_not_grow_with_the_number_of_directories() {
+    let s = need_s3!();
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    many_dirs(&src, 600);
+    let url = s.url("manydirs");
+    let cache = t.path().join("cache");
+    init(&cache, &url);
+    ok(snap(&cache).args(["--repo", &url, "create"]).arg(&src));
+    let log = t.path().join("req.jsonl");
+    let run = |cache: &Path, args: &[&str]| -> u64 {
+        let _ = std::fs::remove_file(&log);
+        let mut c = snap(cache);
+        c.env("SNAP_REQUEST_LOG", &log)
+            .args(["--repo", &url])
+            .args(args);
+        ok(&mut c);
+        let n = requests(&log, "manydirs");
+        eprintln!("{args:?}: {n} requests");
+        n
+    };
+    let src_s = src.to_str().unwrap();
+    // 600 directories: one GET per tree would be over 600 requests.
+    let unchanged = run(&cache, &["create", src_s]);
+    assert!(unchanged <= 30, "unchanged re-backup: {unchanged} requests");
+    let out = t.path().join("out");
+    let restore = run(
+        &cache,
+        &["restore", "latest", "--to", out.to_str().unwrap()],
+    );
+    assert!(restore <= 30, "restore: {restore} requests");
+    assert_same_tree(&src, &restored(&out, &src));
+    let ls = run(&cache, &["ls", "latest"]);
+    assert!(ls <= 20, "ls: {ls} requests");
+    let check = run(&cache, &["check"]);
+    assert!(check <= 30, "check: {check} requests");
+    let prune = run(&cache, &["prune", "--keep-last", "1"]);
+    assert!(prune <= 40, "prune: {prune} requests");
+    // A second machine: tree packs are fetched once each, then cached.
+    let cache2 = t.path().join("cache2");
+    let first = run(&cache2, &["ls", "latest"]);
+    assert!(first <= 40, "ls on a second machine: {first} requests");
+    let again = run(&cache2, &["create", src_s]);
+    assert!(again <= 30, "its unchanged re-backup: {again} requests");
+    // A damaged copy in the cache is not damage of the repository: the
+    // blob is read from storage and the copy replaced.
+    let packs = std::fs::read_dir(cache2.join(dir_name(&cache2)).join("packs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect::<Vec<_>>();
+    assert!(!packs.is_empty(), "tree packs are cached");
+    for p in &packs {
+        let mut b = std::fs::read(p).unwrap();
+        for x in b.iter_mut().take(4096) {
+            *x ^= 0x55;
+        }
+        std::fs::write(p, b).unwrap();
+    }
+    let out2 = t.path().join("out2");
+    run(
+        &cache2,
+        &["restore", "latest", "--to", out2.to_str().unwrap()],
+    );
+    assert_same_tree(&src, &restored(&out2, &src));
+    let out = ok(snap(&cache2).args(["--repo", &url, "check"]));
+    assert!(out.status.success());
+}
+
+/// The one repository directory in a cache base.
+fn dir_name(cache: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(cache)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    names.pop().unwrap()
+}

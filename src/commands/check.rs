@@ -178,6 +178,8 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     }
     // The index is a cache: bring it in step with storage first, so that a
     // stale one (another client pruned) is not taken for damage.
+    // Judge what storage holds, not local copies of tree packs.
+    repo.read_trees_from_storage();
     for name in repo.sync_index()?.packs_damaged {
         report.errors.push(format!(
             "pack {name}: the header is damaged; its blobs are not indexed"

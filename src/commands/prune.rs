@@ -611,6 +611,8 @@ fn copy_into(
     let mut skipped = Vec::new();
     let publish = |p: OpenPack, gc: &mut GcReport| -> Result<()> {
         let f = p.finish(repo.key())?;
+        // Kept before the upload, which may move the file away.
+        repo.keep_tree_pack(&f.id, f.kind, &f.path);
         repo.backend()
             .put_file(FileKind::Pack, &f.id.to_hex(), &f.path)?;
         failpoint!("prune.repack_uploaded");

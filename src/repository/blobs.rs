@@ -91,6 +91,21 @@ impl Repository {
     }
 
     fn read_at(&self, loc: &BlobLocation) -> Result<Vec<u8>> {
+        if loc.entry.kind == BlobKind::Tree && self.packs.enabled() {
+            let cached = self.packs.read_range(
+                self.backend(),
+                &loc.pack,
+                loc.entry.offset,
+                loc.entry.stored_len as u64,
+            )?;
+            if let Some(sealed) = cached {
+                match self.decode_blob_only(&loc.pack, &loc.entry, &sealed) {
+                    Ok(plain) => return Ok(plain),
+                    // Judge storage, not the copy: read it from there.
+                    Err(_) => self.packs.evict(&loc.pack),
+                }
+            }
+        }
         let sealed = self.backend.read_range(
             FileKind::Pack,
             &loc.pack.to_hex(),
@@ -253,7 +268,26 @@ impl Repository {
             report.packs_removed += 1;
         }
         index().retain_damaged(&present)?;
+        self.packs.retain(&present);
         Ok(report)
+    }
+
+    /// Tree blobs are read from storage again (each tree pack fetched once
+    /// by this process), not from copies cached before: `check` judges
+    /// storage.
+    pub fn read_trees_from_storage(&self) {
+        self.packs.refetch();
+    }
+
+    /// Called with a finished pack's local file before it is uploaded: a
+    /// tree pack is kept in the cache of tree packs (object stores), so
+    /// this machine never downloads its own listings. (A copy of a pack
+    /// whose upload then fails is never read: no index entry points at it,
+    /// and the next reconciliation deletes it.)
+    pub fn keep_tree_pack(&self, pack: &PackId, kind: BlobKind, local: &std::path::Path) {
+        if kind == BlobKind::Tree {
+            self.packs.insert_file(pack, local);
+        }
     }
 
     /// Rebuilds the index from every pack header into a new file that then

@@ -6,6 +6,7 @@ mod damage;
 pub mod host;
 pub mod locks;
 pub mod open;
+pub mod pack_cache;
 pub mod packer;
 pub mod saver;
 pub mod snapshots;
@@ -30,6 +31,8 @@ pub struct Repository {
     cipher: BlobCipher,
     index: Mutex<Index>,
     cache_dir: PathBuf,
+    /// Local copies of tree packs (object stores only).
+    packs: pack_cache::PackCache,
     notices: Vec<String>,
 }
 

@@ -276,6 +276,13 @@ impl Repository {
             }
         };
         let rebuild = index.is_none();
+        // Ranged reads of a local file need no copy; an object store's do.
+        let packs = super::pack_cache::PackCache::new(
+            backend
+                .staging_dir()
+                .is_none()
+                .then(|| cache_dir.join("packs")),
+        );
         let repo = Repository {
             cipher: key.blob_cipher(),
             backend: backend.into(),
@@ -286,6 +293,7 @@ impl Repository {
                 None => Index::placeholder()?,
             }),
             cache_dir,
+            packs,
             notices,
         };
         if rebuild {

@@ -141,6 +141,8 @@ impl Shared {
     }
 
     fn publish(&self, p: FinishedPack) -> Result<()> {
+        // Kept before the upload, which may move the file away.
+        self.repo.keep_tree_pack(&p.id, p.kind, &p.path);
         self.repo
             .backend()
             .put_file(FileKind::Pack, &p.id.to_hex(), &p.path)?;
