@@ -257,6 +257,9 @@ impl ObjectBackend {
     /// `allow_http`, `timeout`, plus snap's `retries`, `retry_timeout` and
     /// `connections`).
     pub fn open_with(url: &str, options: &[(String, String)]) -> BResult<ObjectBackend> {
+        // TLS by rustls with ring (see Cargo.toml); installed once per
+        // process, before the first client is built.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let parsed = url::Url::parse(url).map_err(|e| invalid(url, format!("bad URL: {e}")))?;
         let mut tuning = Tuning {
             retries: 3,
