@@ -77,6 +77,9 @@ pub enum Command {
         #[arg(long)]
         remove_all: bool,
     },
+    /// Show what changed between two snapshots, or between a snapshot and
+    /// the files on this machine.
+    Diff(super::diff::DiffArgs),
 }
 
 /// Which snapshots a selector may pick (as restic's filters).

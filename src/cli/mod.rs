@@ -17,6 +17,7 @@ macro_rules! say {
 }
 
 mod args;
+mod diff;
 mod output;
 mod password;
 mod prune;

@@ -124,7 +124,7 @@ pub(super) fn filter_of(a: &FilterArgs) -> Result<SnapshotFilter> {
 
 /// Resolves a selector under the filter flags and says what was picked
 /// (`in_json`: the command's JSON report carries the choice).
-fn select(
+pub(super) fn select(
     repo: &Repository,
     selector: &str,
     filter: &FilterArgs,
@@ -326,6 +326,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             p.line(&text, &serde_json::to_value(&r)?);
             Ok(exit::OK)
         }
+        Command::Diff(a) => super::diff::run(a, &*open_repo(cli)?, p),
         Command::Forget(a) => super::prune::run_forget(a, &*open_repo(cli)?, p),
         Command::Prune(a) => super::prune::run_prune(a, &*open_repo(cli)?, p),
         Command::Repair(RepairCommand::Index) => {

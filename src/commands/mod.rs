@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod create;
+pub mod diff;
 pub mod dump;
 pub mod forget;
 pub mod ls;
