@@ -80,6 +80,8 @@ pub enum Command {
     /// Show what changed between two snapshots, or between a snapshot and
     /// the files on this machine.
     Diff(super::diff::DiffArgs),
+    /// Find files and directories by name or path in snapshots.
+    Find(super::find::FindArgs),
 }
 
 /// Which snapshots a selector may pick (as restic's filters).

@@ -18,6 +18,7 @@ macro_rules! say {
 
 mod args;
 mod diff;
+mod find;
 mod output;
 mod password;
 mod prune;

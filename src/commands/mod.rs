@@ -5,6 +5,7 @@ pub mod check;
 pub mod create;
 pub mod diff;
 pub mod dump;
+pub mod find;
 pub mod forget;
 pub mod ls;
 pub mod prune;

@@ -1,0 +1,186 @@
+//! `snap find PATTERN...`: which snapshots hold matching paths, with each
+//! match's size and mtime there.
+//!
+//! A pattern is a glob matched against the entry's base name and against
+//! its absolute path in the snapshot; `*` and `?` do not cross a `/`, `**`
+//! does, and a pattern that does not start with `/` may match at any depth
+//! (as `create --exclude` and restic's `find`). Snapshots share most of
+//! their directories: the matches below a directory are computed once per
+//! (listing, path) and reused for every snapshot that holds it there.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Serialize;
+
+use super::ls::kind_name;
+use super::snapshots::format_time;
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::Node;
+use crate::format::{BlobId, SnapshotId};
+use crate::repository::Repository;
+use crate::{Error, Result};
+
+/// Options of `snap find`.
+#[derive(Debug, Default)]
+pub struct FindOptions {
+    /// Globs; an entry matches if any matches.
+    pub patterns: Vec<String>,
+    /// Match regardless of case.
+    pub ignore_case: bool,
+    /// Only entries modified after this (ns since the epoch).
+    pub newer_ns: Option<i64>,
+    /// Only entries modified before this.
+    pub older_ns: Option<i64>,
+}
+
+/// One matching entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct Hit {
+    /// Absolute path in the snapshot.
+    pub path: String,
+    /// `file`, `dir`, `symlink`, ...
+    pub kind: &'static str,
+    /// Permission bits.
+    pub mode: u32,
+    /// Size in bytes (files).
+    pub size: u64,
+    /// Modification time, RFC 3339.
+    pub mtime: String,
+}
+
+/// The matches in one snapshot.
+#[derive(Debug, Serialize)]
+pub struct SnapshotHits {
+    /// Snapshot id.
+    pub snapshot: String,
+    /// Short id.
+    pub short_id: String,
+    /// Snapshot time, RFC 3339.
+    pub time: String,
+    /// Host.
+    pub host: String,
+    /// Source paths.
+    pub paths: Vec<String>,
+    /// Number of matches.
+    pub hits: usize,
+    /// The matches, in walk order.
+    pub matches: Vec<Hit>,
+}
+
+struct Matcher {
+    by_path: GlobSet,
+    by_name: GlobSet,
+    newer: Option<i64>,
+    older: Option<i64>,
+}
+
+impl Matcher {
+    fn new(o: &FindOptions) -> Result<Matcher> {
+        if o.patterns.is_empty() {
+            return Err(Error::Invalid("find needs at least one PATTERN".into()));
+        }
+        let glob = |p: &str, orig: &str| {
+            GlobBuilder::new(p)
+                .literal_separator(true)
+                .case_insensitive(o.ignore_case)
+                .build()
+                .map_err(|e| Error::Invalid(format!("bad pattern {orig:?}: {e}")))
+        };
+        let (mut by_path, mut by_name) = (GlobSetBuilder::new(), GlobSetBuilder::new());
+        for p in &o.patterns {
+            let anchored = if p.starts_with('/') {
+                p.clone()
+            } else {
+                format!("**/{p}")
+            };
+            by_path.add(glob(&anchored, p)?);
+            by_name.add(glob(p, p)?);
+        }
+        let build = |b: GlobSetBuilder| {
+            b.build()
+                .map_err(|e| Error::Invalid(format!("bad patterns: {e}")))
+        };
+        Ok(Matcher {
+            by_path: build(by_path)?,
+            by_name: build(by_name)?,
+            newer: o.newer_ns,
+            older: o.older_ns,
+        })
+    }
+
+    fn matches(&self, path: &Path, n: &Node) -> bool {
+        self.newer.is_none_or(|t| n.mtime_ns > t)
+            && self.older.is_none_or(|t| n.mtime_ns < t)
+            && (self.by_name.is_match(OsStr::from_bytes(&n.name)) || self.by_path.is_match(path))
+    }
+}
+
+struct Finder<'a> {
+    repo: &'a Repository,
+    m: Matcher,
+    memo: HashMap<(BlobId, PathBuf), Rc<Vec<Hit>>>,
+}
+
+impl Finder<'_> {
+    fn tree(&mut self, id: &BlobId, at: &Path) -> Result<Rc<Vec<Hit>>> {
+        let key = (*id, at.to_path_buf());
+        if let Some(h) = self.memo.get(&key) {
+            return Ok(h.clone());
+        }
+        let mut hits = Vec::new();
+        for n in self.repo.load_tree(id)?.nodes {
+            let p = at.join(OsStr::from_bytes(&n.name));
+            if self.m.matches(&p, &n) {
+                hits.push(Hit {
+                    path: p.display().to_string(),
+                    kind: kind_name(n.kind),
+                    mode: n.mode,
+                    size: n.size,
+                    mtime: format_time(n.mtime_ns),
+                });
+            }
+            if let Some(sub) = &n.subtree {
+                hits.extend(self.tree(sub, &p)?.iter().cloned());
+            }
+        }
+        let hits = Rc::new(hits);
+        self.memo.insert(key, hits.clone());
+        Ok(hits)
+    }
+}
+
+/// Searches `snapshots` (in the order given); only snapshots with matches
+/// are returned.
+pub fn run(
+    repo: &Repository,
+    snapshots: &[(SnapshotId, Snapshot)],
+    opts: &FindOptions,
+) -> Result<Vec<SnapshotHits>> {
+    let mut f = Finder {
+        repo,
+        m: Matcher::new(opts)?,
+        memo: HashMap::new(),
+    };
+    let mut out = Vec::new();
+    for (id, s) in snapshots {
+        let hits = f.tree(&s.tree, Path::new("/"))?;
+        if hits.is_empty() {
+            continue;
+        }
+        out.push(SnapshotHits {
+            snapshot: id.to_hex(),
+            short_id: id.short(),
+            time: format_time(s.time_ns),
+            host: s.host.clone(),
+            paths: s.paths.clone(),
+            hits: hits.len(),
+            matches: hits.to_vec(),
+        });
+    }
+    Ok(out)
+}
