@@ -56,13 +56,16 @@ fn stamp(src: &Path, secs: i64, except: &[(&str, i64)]) {
     }
 }
 
-/// (snapshot id, set of (path, size, mtime)) of a `find --json` report.
-fn found(v: &Value) -> Vec<(String, BTreeSet<(String, u64, String)>)> {
+/// The matches of one snapshot: (path, size, mtime).
+type Hits = BTreeSet<(String, u64, String)>;
+
+/// (snapshot id, matches) of a `find --json` report.
+fn found(v: &Value) -> Vec<(String, Hits)> {
     v.as_array()
         .expect("array")
         .iter()
         .map(|s| {
-            let hits: BTreeSet<(String, u64, String)> = s["matches"]
+            let hits: Hits = s["matches"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -84,7 +87,7 @@ fn want(
     id: &str,
     es: &[Entry],
     pick: impl Fn(&Entry) -> bool,
-) -> (String, BTreeSet<(String, u64, String)>) {
+) -> (String, Hits) {
     (
         id.to_string(),
         es.iter()

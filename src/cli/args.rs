@@ -82,6 +82,8 @@ pub enum Command {
     Diff(super::diff::DiffArgs),
     /// Find files and directories by name or path in snapshots.
     Find(super::find::FindArgs),
+    /// Sizes of snapshots: restored, distinct, stored; dedup and compression.
+    Stats(super::stats::StatsArgs),
 }
 
 /// Which snapshots a selector may pick (as restic's filters).

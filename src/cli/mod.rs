@@ -24,6 +24,7 @@ mod password;
 mod prune;
 mod repair;
 mod run;
+mod stats;
 mod sync;
 
 pub use run::main;

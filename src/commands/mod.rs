@@ -14,6 +14,7 @@ pub mod restore;
 mod restore_meta;
 pub mod retention;
 pub mod snapshots;
+pub mod stats;
 pub mod streams;
 pub mod sync;
 mod sync_needs;
