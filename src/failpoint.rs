@@ -70,6 +70,8 @@ pub const ALL: &[&str] = &[
     "sync.before_deletes",
     // sync --delete: extra snapshots are deleted, extra packs not yet.
     "sync.between_deletes",
+    // tag: the retagged snapshot is written, the old one not yet deleted.
+    "tag.after_new_snapshot",
 ];
 
 /// Whether `name` is in [`ALL`] (evaluated at compile time by the macro).

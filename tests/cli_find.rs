@@ -83,11 +83,7 @@ fn found(v: &Value) -> Vec<(String, Hits)> {
         .collect()
 }
 
-fn want(
-    id: &str,
-    es: &[Entry],
-    pick: impl Fn(&Entry) -> bool,
-) -> (String, Hits) {
+fn want(id: &str, es: &[Entry], pick: impl Fn(&Entry) -> bool) -> (String, Hits) {
     (
         id.to_string(),
         es.iter()

@@ -385,7 +385,8 @@ const PRUNE: [&str; 7] = [
 fn every_failpoint_is_in_a_matrix() {
     for p in snap::failpoint::ALL {
         assert!(
-            ["create.", "prune.", "sync."]
+            // tag: tests/cli_tag.rs
+            ["create.", "prune.", "sync.", "tag."]
                 .iter()
                 .any(|c| p.starts_with(c)),
             "{p}: add its command to tests/crash_matrix.rs"

@@ -84,6 +84,8 @@ pub enum Command {
     Find(super::find::FindArgs),
     /// Sizes of snapshots: restored, distinct, stored; dedup and compression.
     Stats(super::stats::StatsArgs),
+    /// Add, remove or set the tags of snapshots (each gets a new id).
+    Tag(super::tag::TagArgs),
 }
 
 /// Which snapshots a selector may pick (as restic's filters).

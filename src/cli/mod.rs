@@ -26,6 +26,7 @@ mod repair;
 mod run;
 mod stats;
 mod sync;
+mod tag;
 
 pub use run::main;
 

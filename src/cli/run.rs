@@ -329,6 +329,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Diff(a) => super::diff::run(a, &*open_repo(cli)?, p),
         Command::Find(a) => super::find::run(a, &*open_repo(cli)?, p),
         Command::Stats(a) => super::stats::run(a, &*open_repo(cli)?, p),
+        Command::Tag(a) => super::tag::run(a, &*open_repo(cli)?, p),
         Command::Forget(a) => super::prune::run_forget(a, &*open_repo(cli)?, p),
         Command::Prune(a) => super::prune::run_prune(a, &*open_repo(cli)?, p),
         Command::Repair(RepairCommand::Index) => {

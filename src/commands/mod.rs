@@ -18,4 +18,5 @@ pub mod stats;
 pub mod streams;
 pub mod sync;
 mod sync_needs;
+pub mod tag;
 pub mod unlock;
