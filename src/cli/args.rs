@@ -271,6 +271,18 @@ pub enum KeyCommand {
         #[arg(long)]
         new_password_file: PathBuf,
     },
-    /// List key files.
+    /// List key files; `*` marks the one this password opened.
     List,
+    /// Remove a key (an id prefix from `key list`); never the one in use.
+    Remove {
+        /// The key's id (prefix).
+        id: String,
+    },
+    /// Change this password: add a key for the new one (read from
+    /// --new-password-file), then remove the key in use.
+    Passwd {
+        /// File holding the new password.
+        #[arg(long)]
+        new_password_file: PathBuf,
+    },
 }

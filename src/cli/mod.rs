@@ -19,6 +19,7 @@ macro_rules! say {
 mod args;
 mod diff;
 mod find;
+mod keys;
 mod output;
 mod password;
 mod prune;

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 
-use super::args::{
-    CheckArgs, Cli, Command, CreateArgs, FilterArgs, KeyCommand, RepairCommand, RestoreArgs,
-};
+use super::args::{CheckArgs, Cli, Command, CreateArgs, FilterArgs, RepairCommand, RestoreArgs};
 use super::exit;
 use super::output::Printer;
 use super::password;
@@ -350,26 +348,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Repair(RepairCommand::Snapshots(a)) => {
             super::repair::run_snapshots(a, open_repo(cli)?, p)
         }
-        Command::Key(KeyCommand::Add { new_password_file }) => {
-            let new = password::from_file(new_password_file)?;
-            let repo = open_repo(cli)?;
-            let id = repo.add_key(new.as_bytes(), KdfStrength::default())?;
-            p.line(
-                &format!("added key {}", &id[..8]),
-                &serde_json::json!({"key": id}),
-            );
-            Ok(exit::OK)
-        }
-        Command::Key(KeyCommand::List) => {
-            let repo = open_repo(cli)?;
-            let keys = repo
-                .backend()
-                .list(backend::FileKind::Key)
-                .map_err(Error::from)?;
-            let names: Vec<String> = keys.into_iter().map(|(n, _)| n).collect();
-            p.line(&names.join("\n"), &serde_json::json!(names));
-            Ok(exit::OK)
-        }
+        Command::Key(k) => super::keys::run(k, &|| open_repo(cli), p),
     }
 }
 
