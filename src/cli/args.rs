@@ -86,6 +86,10 @@ pub enum Command {
     Stats(super::stats::StatsArgs),
     /// Add, remove or set the tags of snapshots (each gets a new id).
     Tag(super::tag::TagArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion(super::generate::CompletionArgs),
+    /// Print the man page (or write one per command with --dir).
+    Man(super::generate::ManArgs),
 }
 
 /// Which snapshots a selector may pick (as restic's filters).

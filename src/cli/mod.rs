@@ -19,6 +19,7 @@ macro_rules! say {
 mod args;
 mod diff;
 mod find;
+mod generate;
 mod keys;
 mod output;
 mod password;

@@ -328,6 +328,8 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Find(a) => super::find::run(a, &*open_repo(cli)?, p),
         Command::Stats(a) => super::stats::run(a, &*open_repo(cli)?, p),
         Command::Tag(a) => super::tag::run(a, &*open_repo(cli)?, p),
+        Command::Completion(a) => super::generate::completion(a),
+        Command::Man(a) => super::generate::man(a),
         Command::Forget(a) => super::prune::run_forget(a, &*open_repo(cli)?, p),
         Command::Prune(a) => super::prune::run_prune(a, &*open_repo(cli)?, p),
         Command::Repair(RepairCommand::Index) => {
