@@ -20,5 +20,5 @@ pub mod pipeline;
 pub mod repository;
 pub mod source;
 
-pub use error::{Error, Result};
+pub use error::{Error, Remedy, Result};
 pub use repository::Repository;
