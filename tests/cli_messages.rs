@@ -218,6 +218,8 @@ fn values_that_cannot_be_used_are_usage_errors() {
     write_random(&src.join("f"), 1, 1000);
     env.create(&[&src], &[]);
     let s = src.to_str().unwrap();
+    let to = env.path("out");
+    let to = to.to_str().unwrap();
     for (args, flag) in [
         (vec!["create"], "nothing to back up"),
         (
@@ -245,6 +247,10 @@ fn values_that_cannot_be_used_are_usage_errors() {
         (vec!["prune", "--max-repack-size", "lots"], "size"),
         (vec!["prune", "--keep-within", "forever"], "--keep-within"),
         (vec!["repair", "packs", "--lock-wait", "xx"], "--lock-wait"),
+        (
+            vec!["restore", "latest", "--to", to, "--include", "a\\q"],
+            "bad pattern",
+        ),
         (vec!["restore", "latest"], "--to"),
         (vec!["dump", "latest", "/"], "not the root"),
     ] {

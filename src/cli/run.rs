@@ -1,5 +1,6 @@
 //! Dispatch: validated options -> command -> printed report -> exit code.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -445,7 +446,14 @@ fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
                 "--to-command needs exactly one --include naming the file to send",
             ));
         };
-        let path = stream_path(&repo, &s.tree, Path::new(name), &id.short())?;
+        let raw = crate::name_escape::unescape(name)
+            .map_err(|why| usage(format!("--include {name:?}: {why}")))?;
+        let path = stream_path(
+            &repo,
+            &s.tree,
+            Path::new(std::ffi::OsStr::from_bytes(&raw)),
+            &id.short(),
+        )?;
         let n = streams::to_command(&repo, &s.tree, &path, &id.short(), cmd)?;
         p.line(
             &format!("sent {n} bytes of {} to the command", path.display()),

@@ -335,17 +335,15 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             affected.push(id);
         }
         for (p, why) in hits.iter() {
-            let path = Path::new("/").join(p);
+            let path = crate::name_escape::escape(Path::new("/").join(p).as_os_str().as_bytes());
             let what = if why.starts_with("its listing") {
                 "directory"
             } else {
                 "file"
             };
-            report.errors.push(format!(
-                "snapshot {}: {what} {}: {why}",
-                id.short(),
-                path.display()
-            ));
+            report
+                .errors
+                .push(format!("snapshot {}: {what} {path}: {why}", id.short()));
         }
     }
     report.trees = walk.trees;
