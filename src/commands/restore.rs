@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -62,22 +62,36 @@ pub struct RestoreReport {
     pub warnings: Vec<String>,
 }
 
+/// Patterns match the escaped form of snapshot paths (the one `ls`
+/// prints, [`crate::name_escape`]), so a backslash in a pattern only
+/// starts an escape (`\\`, `\n`, `\t`, `\xHH`), never a glob quote:
+/// `[*]` matches a literal `*`.
 fn globset(patterns: &[String]) -> Result<Option<GlobSet>> {
     if patterns.is_empty() {
         return Ok(None);
     }
     let mut b = GlobSetBuilder::new();
     for p in patterns {
+        crate::name_escape::unescape(p).map_err(|why| {
+            Error::Usage(format!(
+                "bad pattern {p:?}: {why}; quote a glob character with brackets ([*])"
+            ))
+        })?;
         let anchored = if p.starts_with('/') {
             p.clone()
         } else {
             format!("**/{p}")
         };
-        b.add(Glob::new(&anchored).map_err(|e| Error::Invalid(format!("bad pattern {p:?}: {e}")))?);
+        let glob = GlobBuilder::new(&anchored)
+            .backslash_escape(false)
+            .build()
+            .map_err(|e| Error::Usage(format!("bad pattern {p:?}: {e}")))?;
+        b.add(glob);
     }
-    Ok(Some(b.build().map_err(|e| {
-        Error::Invalid(format!("bad patterns: {e}"))
-    })?))
+    Ok(Some(
+        b.build()
+            .map_err(|e| Error::Usage(format!("bad patterns: {e}")))?,
+    ))
 }
 
 struct FilePlan {
@@ -124,10 +138,11 @@ impl Walker<'_> {
             let name = OsStr::from_bytes(&node.name);
             let sp = snap_path.join(name);
             let op = out_path.join(name);
-            if self.excludes.as_ref().is_some_and(|g| g.is_match(&sp)) {
+            let shown = crate::name_escape::escape(sp.as_os_str().as_bytes());
+            if self.excludes.as_ref().is_some_and(|g| g.is_match(&shown)) {
                 continue;
             }
-            let sel = selected || self.includes.as_ref().is_none_or(|g| g.is_match(&sp));
+            let sel = selected || self.includes.as_ref().is_none_or(|g| g.is_match(&shown));
             match node.kind {
                 NodeKind::Dir => {
                     let idx = plan.dirs.len();
