@@ -14,5 +14,5 @@ pub mod retention;
 pub mod snapshots;
 pub mod streams;
 pub mod sync;
-pub mod unlock;
 mod sync_needs;
+pub mod unlock;

@@ -311,6 +311,7 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
     for (d, _) in &plan.dirs {
         make_dir(&target, d)?;
     }
+    failpoint!("restore.after_dirs");
     let mut report = RestoreReport {
         dirs: plan.dirs.len() as u64,
         errors: std::mem::take(&mut plan.lost),
@@ -482,6 +483,17 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
                     damaged.lock().unwrap().push(fi);
                 } else {
                     written.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                }
+                let point = || -> Result<()> {
+                    failpoint!("restore.after_write");
+                    Ok(())
+                };
+                if let Err(e) = point() {
+                    errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("{}: {e}", path.display()));
+                    damaged.lock().unwrap().push(fi);
                 }
             }
         }
