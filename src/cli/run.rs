@@ -439,10 +439,12 @@ fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
     };
     let report = restore::run(&repo, &s.tree, &opts)?;
     p.restore(&sel, &report);
-    Ok(if report.errors.is_empty() {
-        exit::OK
-    } else {
+    Ok(if report.damaged > 0 {
         exit::DAMAGED
+    } else if !report.errors.is_empty() {
+        exit::FAILURE
+    } else {
+        exit::OK
     })
 }
 

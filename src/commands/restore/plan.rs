@@ -1,0 +1,208 @@
+//! What a restore will make: the snapshot's trees walked once, filtered by
+//! `--include` / `--exclude`, into lists of directories (parents before
+//! children), files and other entries, each placed by the index of its
+//! directory. Directory listings that are lost or damaged are noted.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::format::tree::{Node, NodeKind};
+use crate::format::BlobId;
+use crate::repository::Repository;
+use crate::{Error, Result};
+
+/// A directory to make. Index 0 is the target itself (no node).
+pub struct DirPlan {
+    /// Index of the parent directory (0 for the target's own entries).
+    pub parent: u32,
+    /// Where it lands, for messages.
+    pub path: PathBuf,
+    /// Its metadata (None for the target).
+    pub node: Option<Node>,
+}
+
+/// A regular file to write (or hard-link).
+pub struct FilePlan {
+    /// Index of its directory.
+    pub dir: u32,
+    /// Name, metadata and content.
+    pub node: Node,
+    /// For the second and later names of a hard-linked inode: the first.
+    pub link_to: Option<usize>,
+}
+
+/// A symlink, FIFO, device node or socket.
+pub struct OtherPlan {
+    /// Index of its directory.
+    pub dir: u32,
+    /// Name and metadata.
+    pub node: Node,
+}
+
+/// Everything a restore makes.
+pub struct Plan {
+    /// Directories, parents before children; `dirs[0]` is the target.
+    pub dirs: Vec<DirPlan>,
+    /// Regular files.
+    pub files: Vec<FilePlan>,
+    /// Other entries.
+    pub others: Vec<OtherPlan>,
+    /// Directories whose listing is lost or damaged: not restored.
+    pub lost: Vec<String>,
+}
+
+impl Plan {
+    /// Where entry `name` of directory `dir` lands, for messages.
+    pub fn path_of(&self, dir: u32, name: &[u8]) -> PathBuf {
+        self.dirs[dir as usize].path.join(OsStr::from_bytes(name))
+    }
+}
+
+/// Whether an error means the object is lost or damaged (restore goes on
+/// without it) rather than that storage could not be reached.
+pub fn is_damage(e: &Error) -> bool {
+    matches!(e, Error::Missing { .. } | Error::Corrupt { .. })
+}
+
+fn globset(patterns: &[String]) -> Result<Option<GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let anchored = if p.starts_with('/') {
+            p.clone()
+        } else {
+            format!("**/{p}")
+        };
+        b.add(Glob::new(&anchored).map_err(|e| Error::Invalid(format!("bad pattern {p:?}: {e}")))?);
+    }
+    Ok(Some(b.build().map_err(|e| {
+        Error::Invalid(format!("bad patterns: {e}"))
+    })?))
+}
+
+struct Walker<'a> {
+    repo: &'a Repository,
+    includes: Option<GlobSet>,
+    excludes: Option<GlobSet>,
+    hardlinks: HashMap<(u64, u64), usize>,
+}
+
+impl Walker<'_> {
+    /// Walks a tree; returns whether anything below was selected.
+    fn walk(
+        &mut self,
+        tree_id: &BlobId,
+        snap_path: &Path,
+        dir: u32,
+        selected: bool,
+        plan: &mut Plan,
+    ) -> Result<bool> {
+        let tree = self.repo.load_tree(tree_id)?;
+        let mut any = false;
+        for node in tree.nodes {
+            let name = OsStr::from_bytes(&node.name);
+            let sp = snap_path.join(name);
+            if self.excludes.as_ref().is_some_and(|g| g.is_match(&sp)) {
+                continue;
+            }
+            let sel = selected || self.includes.as_ref().is_none_or(|g| g.is_match(&sp));
+            match node.kind {
+                NodeKind::Dir => {
+                    let idx = plan.dirs.len();
+                    let sub = node.subtree.expect("validated dir node");
+                    plan.dirs.push(DirPlan {
+                        parent: dir,
+                        path: plan.path_of(dir, &node.name),
+                        node: Some(node),
+                    });
+                    let below = match self.walk(&sub, &sp, idx as u32, sel, plan) {
+                        Ok(b) => b,
+                        Err(e) if is_damage(&e) => {
+                            // Its own metadata is here, its entries are
+                            // not: it is not created, and named.
+                            // (Its listing failed to load: nothing below
+                            // it was planned.)
+                            let d = plan.dirs.pop().expect("pushed above");
+                            debug_assert_eq!(plan.dirs.len(), idx);
+                            plan.lost.push(format!(
+                                "{}: NOT restored (directory listing lost: {e})",
+                                d.path.display()
+                            ));
+                            any = true;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if !(sel || below) {
+                        plan.dirs.truncate(idx);
+                    } else {
+                        any = true;
+                    }
+                }
+                _ if !sel => {}
+                NodeKind::File => {
+                    any = true;
+                    let link_to = if node.nlink > 1 {
+                        let key = (node.dev, node.inode);
+                        match self.hardlinks.get(&key) {
+                            Some(&first) => Some(first),
+                            None => {
+                                self.hardlinks.insert(key, plan.files.len());
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    plan.files.push(FilePlan { dir, node, link_to });
+                }
+                _ => {
+                    any = true;
+                    plan.others.push(OtherPlan { dir, node });
+                }
+            }
+        }
+        Ok(any)
+    }
+}
+
+/// Walks the tree `root`, to be restored into `target`.
+pub fn plan(
+    repo: &Repository,
+    root: &BlobId,
+    target: &Path,
+    includes: &[String],
+    excludes: &[String],
+) -> Result<Plan> {
+    let mut w = Walker {
+        repo,
+        includes: globset(includes)?,
+        excludes: globset(excludes)?,
+        hardlinks: HashMap::new(),
+    };
+    let mut plan = Plan {
+        dirs: vec![DirPlan {
+            parent: 0,
+            path: target.to_path_buf(),
+            node: None,
+        }],
+        files: Vec::new(),
+        others: Vec::new(),
+        lost: Vec::new(),
+    };
+    match w.walk(root, Path::new("/"), 0, false, &mut plan) {
+        Ok(_) => {}
+        Err(e) if is_damage(&e) => plan.lost.push(format!(
+            "{}: NOT restored (the snapshot's root directory listing is lost: {e})",
+            target.display()
+        )),
+        Err(e) => return Err(e),
+    }
+    Ok(plan)
+}
