@@ -1,7 +1,8 @@
 //! What `restore` says and how it exits: sockets (and device nodes when not
 //! root) are warnings, not damage; the summary counts only the files put in
-//! place; a symlink in the target where a directory goes is named, not
-//! followed, and the rest is restored. Restored trees are compared with the sources by the tests' own
+//! place; an `--include` that matches nothing is a usage error; a symlink in
+//! the target where a directory goes is named, not followed, and the rest is
+//! restored. Restored trees are compared with the sources by the tests' own
 //! walk, never by snap's code.
 
 mod common;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use common::*;
 
 const EXIT_FAILURE: i32 = 1;
+const EXIT_USAGE: i32 = 2;
 const EXIT_DAMAGED: i32 = 11;
 const NOBODY: u32 = 65534;
 
@@ -163,6 +165,52 @@ fn the_summary_counts_only_the_files_restored() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(num(&v, "files"), 2, "{v}");
     assert_eq!(num(&v, "bytes"), 33, "{v}");
+}
+
+#[test]
+fn an_include_that_matches_nothing_is_a_usage_error() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("etc")).unwrap();
+    fs::write(src.join("etc/app.conf"), b"conf").unwrap();
+    let id = env.create(&[&src], &[])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let to = env.path("r");
+    let out = restore_to(&env, "latest", &to, &["--include", "*.cnf"]);
+    assert_eq!(code(&out), EXIT_USAGE, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("--include") && err.contains("*.cnf") && err.contains("matched nothing"),
+        "{err}"
+    );
+    assert!(err.contains(&id[..8]), "names the snapshot: {err}");
+    assert!(!to.exists(), "nothing is restored");
+
+    // One pattern of two matching nothing is an error too, and names it.
+    let out = restore_to(
+        &env,
+        "latest",
+        &to,
+        &["--include", "app.conf", "--include", "nope"],
+    );
+    assert_eq!(code(&out), EXIT_USAGE, "{}", stderr(&out));
+    assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("app.conf"), "{}", stderr(&out));
+
+    // A pattern matching only below another one's match counts as matched.
+    let out = restore_to(
+        &env,
+        "latest",
+        &to,
+        &["--include", "etc", "--include", "app.conf"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        fs::read(restored(&to, &src).join("etc/app.conf")).unwrap(),
+        b"conf"
+    );
 }
 
 #[test]

@@ -159,6 +159,7 @@ fn code_for(e: &anyhow::Error) -> i32 {
         Some(Error::Interrupted { signal }) => 128 + signal,
         Some(Error::WrongPassword { .. }) => exit::WRONG_PASSWORD,
         Some(Error::NoRepository { .. }) => exit::NO_REPOSITORY,
+        Some(Error::NothingMatched { .. }) => exit::USAGE,
         Some(Error::Damaged(_)) | Some(Error::Corrupt { .. }) | Some(Error::Missing { .. }) => {
             exit::DAMAGED
         }
@@ -436,6 +437,7 @@ fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
         target,
         includes: a.includes.clone(),
         excludes: a.excludes.clone(),
+        snapshot: id.short(),
     };
     let report = restore::run(&repo, &s.tree, &opts)?;
     p.restore(&sel, &report);

@@ -60,6 +60,8 @@ pub struct RestoreOptions {
     pub includes: Vec<String>,
     /// Leave out paths matching one of these globs (and what is below them).
     pub excludes: Vec<String>,
+    /// The snapshot's short id, for messages.
+    pub snapshot: String,
 }
 
 /// What `restore` did.
@@ -144,6 +146,14 @@ fn target_error(target: &std::path::Path, e: std::io::Error) -> Error {
 pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<RestoreReport> {
     let target = std::path::absolute(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
     let plan = plan::plan(repo, root, &target, &opts.includes, &opts.excludes)?;
+    // A pattern may match only inside a listing that is lost: then the
+    // loss is what is reported.
+    if !plan.unmatched.is_empty() && plan.lost.is_empty() {
+        return Err(Error::NothingMatched {
+            patterns: plan.unmatched.clone(),
+            snapshot: opts.snapshot.clone(),
+        });
+    }
     let problems = Problems::default();
     for l in &plan.lost {
         problems.damage(l.clone());

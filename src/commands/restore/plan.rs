@@ -1,7 +1,8 @@
 //! What a restore will make: the snapshot's trees walked once, filtered by
 //! `--include` / `--exclude`, into lists of directories (parents before
 //! children), files and other entries, each placed by the index of its
-//! directory. Directory listings that are lost or damaged are noted.
+//! directory. Directory listings that are lost or damaged are noted, and
+//! every `--include` pattern that matched nothing is named.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -53,6 +54,8 @@ pub struct Plan {
     pub others: Vec<OtherPlan>,
     /// Directories whose listing is lost or damaged: not restored.
     pub lost: Vec<String>,
+    /// `--include` patterns that matched nothing.
+    pub unmatched: Vec<String>,
 }
 
 impl Plan {
@@ -90,10 +93,33 @@ struct Walker<'a> {
     repo: &'a Repository,
     includes: Option<GlobSet>,
     excludes: Option<GlobSet>,
+    /// Which include patterns matched a path; how many did not yet.
+    matched: Vec<bool>,
+    unmatched: usize,
+    hits: Vec<usize>,
     hardlinks: HashMap<(u64, u64), usize>,
 }
 
 impl Walker<'_> {
+    /// Whether `sp` is selected (`selected`: a directory above it is),
+    /// noting which include patterns match it.
+    fn selects(&mut self, sp: &Path, selected: bool) -> bool {
+        let Some(g) = &self.includes else {
+            return true;
+        };
+        if selected && self.unmatched == 0 {
+            return true;
+        }
+        g.matches_into(sp, &mut self.hits);
+        for &i in &self.hits {
+            if !self.matched[i] {
+                self.matched[i] = true;
+                self.unmatched -= 1;
+            }
+        }
+        selected || !self.hits.is_empty()
+    }
+
     /// Walks a tree; returns whether anything below was selected.
     fn walk(
         &mut self,
@@ -111,7 +137,7 @@ impl Walker<'_> {
             if self.excludes.as_ref().is_some_and(|g| g.is_match(&sp)) {
                 continue;
             }
-            let sel = selected || self.includes.as_ref().is_none_or(|g| g.is_match(&sp));
+            let sel = self.selects(&sp, selected);
             match node.kind {
                 NodeKind::Dir => {
                     let idx = plan.dirs.len();
@@ -184,6 +210,9 @@ pub fn plan(
         repo,
         includes: globset(includes)?,
         excludes: globset(excludes)?,
+        matched: vec![false; includes.len()],
+        unmatched: includes.len(),
+        hits: Vec::new(),
         hardlinks: HashMap::new(),
     };
     let mut plan = Plan {
@@ -195,6 +224,7 @@ pub fn plan(
         files: Vec::new(),
         others: Vec::new(),
         lost: Vec::new(),
+        unmatched: Vec::new(),
     };
     match w.walk(root, Path::new("/"), 0, false, &mut plan) {
         Ok(_) => {}
@@ -204,5 +234,11 @@ pub fn plan(
         )),
         Err(e) => return Err(e),
     }
+    plan.unmatched = includes
+        .iter()
+        .zip(&w.matched)
+        .filter(|(_, &m)| !m)
+        .map(|(p, _)| p.clone())
+        .collect();
     Ok(plan)
 }
