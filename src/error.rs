@@ -121,6 +121,15 @@ pub enum Error {
     /// command-line error clap finds): nothing was read or written.
     #[error("{0}")]
     Usage(String),
+    /// `restore --include` patterns that match nothing in the snapshot
+    /// (nothing was restored).
+    #[error("{} matched nothing in snapshot {snapshot}: nothing restored (`snap ls {snapshot}` lists its paths)", patterns.iter().map(|p| format!("--include {p:?}")).collect::<Vec<_>>().join(", "))]
+    NothingMatched {
+        /// The patterns that matched nothing.
+        patterns: Vec<String>,
+        /// The snapshot's short id.
+        snapshot: String,
+    },
     /// A restore or check found damaged data; details were reported.
     #[error("{0}")]
     Damaged(String),

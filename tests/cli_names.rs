@@ -192,7 +192,13 @@ fn restore_include_and_exclude_take_the_escaped_form() {
         OsStr::new("--include"),
         OsStr::from_bytes(b"two\nlines.txt"),
     ]);
-    assert_success(&out, "restore with a raw newline");
+    assert_eq!(
+        code(&out),
+        2,
+        "a raw newline matches nothing: {}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("matched nothing"), "{}", stderr(&out));
     assert!(!restored(&env.path("raw"), &src).join(os(NL)).exists());
 }
 

@@ -78,7 +78,11 @@ pub fn main() -> i32 {
 fn stops_cleanly(c: &Command) -> bool {
     matches!(
         c,
-        Command::Create(_) | Command::Check(_) | Command::Prune(_) | Command::Sync(_)
+        Command::Create(_)
+            | Command::Restore(_)
+            | Command::Check(_)
+            | Command::Prune(_)
+            | Command::Sync(_)
     )
 }
 
@@ -189,6 +193,7 @@ fn code_for(e: &anyhow::Error) -> i32 {
         Some(Error::Interrupted { signal }) => 128 + signal,
         Some(Error::WrongPassword { .. }) => exit::WRONG_PASSWORD,
         Some(Error::NoRepository { .. }) => exit::NO_REPOSITORY,
+        Some(Error::NothingMatched { .. }) => exit::USAGE,
         Some(Error::Damaged(_)) | Some(Error::Corrupt { .. }) | Some(Error::Missing { .. }) => {
             exit::DAMAGED
         }
@@ -484,13 +489,16 @@ fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
         target,
         includes: a.includes.clone(),
         excludes: a.excludes.clone(),
+        snapshot: id.short(),
     };
     let report = restore::run(&repo, &s.tree, &opts)?;
     p.restore(&sel, &report);
-    Ok(if report.errors.is_empty() {
-        exit::OK
-    } else {
+    Ok(if report.damaged > 0 {
         exit::DAMAGED
+    } else if !report.errors.is_empty() {
+        exit::FAILURE
+    } else {
+        exit::OK
     })
 }
 
