@@ -1,6 +1,8 @@
-//! Failpoints: named places in `create`, `prune` and `sync` where a test
-//! can kill the process, make it fail or pause it, to check that a crash or
-//! an interleaving of two processes at that step never loses data.
+//! Failpoints: named places in `create`, `prune`, `sync` and `restore`
+//! where a test can kill the process, make it fail or pause it, to check
+//! that a crash or an interleaving of two processes at that step never
+//! loses data (or, for `restore`, that a change made to the target while it
+//! runs is never followed).
 //!
 //! A call site is one line, `failpoint!("create.after_intents");`, in a
 //! function returning [`crate::Result`]. Without the cargo feature
@@ -32,7 +34,8 @@
 //! call site whose name is missing there does not compile).
 
 /// Every failpoint, grouped by command. `tests/crash_matrix.rs` kills the
-/// process at each one.
+/// process at each one of `create`, `prune` and `sync`;
+/// `tests/restore_safety.rs` those of `restore`.
 pub const ALL: &[&str] = &[
     // create: the registration is durable, prune intents not read yet.
     "create.after_register",
@@ -70,6 +73,10 @@ pub const ALL: &[&str] = &[
     "sync.before_deletes",
     // sync --delete: extra snapshots are deleted, extra packs not yet.
     "sync.between_deletes",
+    // restore: every directory is created (or found), no file written yet.
+    "restore.after_dirs",
+    // restore: after each chunk written into a file's temporary name.
+    "restore.after_write",
     // tag: the retagged snapshot is written, the old one not yet deleted.
     "tag.after_new_snapshot",
 ];
@@ -342,7 +349,7 @@ mod tests {
             assert!(super::listed(n));
             assert!(!super::ALL[..i].contains(n), "{n} twice");
             let cmd = n.split('.').next().unwrap();
-            assert!(["create", "prune", "sync"].contains(&cmd), "{n}");
+            assert!(["create", "prune", "sync", "restore"].contains(&cmd), "{n}");
         }
         assert!(!super::listed("create.nowhere"));
     }

@@ -2,7 +2,8 @@
 //!
 //! Layers, top to bottom (arrows point down only):
 //! `cli` -> `commands` -> `repository` -> {`format`, `pipeline`, `index`} -> `backend`.
-//! `source` reads the file system for `create`.
+//! `source` reads the file system for `create`; `name_escape` is the printable
+//! form of file names in output and patterns.
 
 // First, so that `failpoint!` is in scope in every module below.
 #[macro_use]
@@ -16,9 +17,10 @@ pub mod error;
 pub mod format;
 pub mod index;
 pub mod interrupt;
+pub mod name_escape;
 pub mod pipeline;
 pub mod repository;
 pub mod source;
 
-pub use error::{Error, Result};
+pub use error::{Error, Remedy, Result};
 pub use repository::Repository;

@@ -217,9 +217,38 @@ fn find_reports_each_snapshot_holding_a_match_with_size_and_mtime() {
 
     // A malformed pattern and a bad time are errors naming them.
     let out = env.run(["find", "a[b"]);
-    assert_ne!(code(&out), 0);
+    assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("a[b"), "{}", stderr(&out));
     let out = env.run(["find", "x", "--newer", "yesterday-ish"]);
     assert_ne!(code(&out), 0);
     assert!(stderr(&out).contains("yesterday-ish"), "{}", stderr(&out));
+}
+
+#[test]
+fn find_shows_and_matches_names_in_the_escaped_form() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(
+        src.join(std::ffi::OsStr::from_bytes(b"odd\xffname.log")),
+        "x",
+    )
+    .unwrap();
+    fs::write(src.join("plain.log"), "y").unwrap();
+    env.create(&[&src], &[]);
+    let want = format!("{}/odd\\xffname.log", src.display());
+    let paths = |v: &Value| -> Vec<String> {
+        v[0]["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = paths(&env.json(["find", "*.log"]));
+    assert_eq!(all, [want.clone(), format!("{}/plain.log", src.display())]);
+    assert_eq!(paths(&env.json(["find", "odd\\xffname.*"])), [want.clone()]);
+    let text = env.ok(["find", "odd*"]);
+    assert!(text.lines().any(|l| l.ends_with(&want)), "{text}");
 }

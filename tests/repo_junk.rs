@@ -119,6 +119,13 @@ fn junk_in_a_local_repository_is_ignored_with_one_warning() {
     assert_same_tree(&src, &restored(&to, &src));
     let out = env.run(["prune", "--keep-last", "1"]);
     assert_success(&out, "prune");
+    // Prune lists the packs: the junk there is named once, not taken for a pack.
+    assert_warned_once("prune", &stderr(&out), &data);
+    assert!(
+        !stderr(&out).contains("not in the index"),
+        "{}",
+        stderr(&out)
+    );
     // The junk is not the repository's to delete.
     assert!(env.repo.join("data/Thumbs.db").exists());
     assert!(env.repo.join("snapshots/Thumbs.db").exists());

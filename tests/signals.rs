@@ -248,3 +248,50 @@ fn sigint_during_a_dump_kills_the_dump_and_exits_130() {
     nothing_left(&env);
     assert!(env.snapshot_ids().is_empty());
 }
+
+/// Every file under its final name in `dir` is identical to its source
+/// (independent walk); no temporary file is left.
+fn only_whole_files(restored: &Path, src: &Path) {
+    let mut stack = vec![restored.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.contains(".snap-tmp-"),
+                "temporary file left: {}",
+                p.display()
+            );
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(restored).unwrap();
+                assert_eq!(
+                    fs::read(&p).unwrap(),
+                    fs::read(src.join(rel)).unwrap(),
+                    "{} is partial",
+                    p.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn sigterm_during_restore_exits_143_with_no_partial_file_under_its_name() {
+    let env = Env::new();
+    let src = source(&env, 6);
+    env.create(&[&src], &[]);
+    let to = env.path("out");
+    let mut cmd = env.cmd();
+    cmd.args(["restore", "latest", "--to", to.to_str().unwrap()]);
+    let out = stop_at(cmd, "restore.after_write", &env.path(""), libc::SIGTERM);
+    stopped_cleanly(&out, 143, "restore");
+    nothing_left(&env);
+    if restored(&to, &src).exists() {
+        only_whole_files(&restored(&to, &src), &src);
+    }
+    // The next restore completes.
+    env.restore("latest", &to);
+    assert_same_tree(&src, &restored(&to, &src));
+}

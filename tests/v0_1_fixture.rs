@@ -13,11 +13,14 @@
 mod common;
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{assert_same_tree, assert_success, chmod, code, os, restored, scan, set_mtime};
+use common::{
+    assert_same_tree, assert_success, chmod, code, escaped, os, restored, scan, set_mtime,
+};
 use serde_json::Value;
 
 /// The directory v0.1 backed up (recorded in the snapshots; restores put
@@ -363,10 +366,11 @@ fn current_binary_reads_a_v0_1_repository() {
                 } else {
                     Path::new(FIXTURE_SRC).join(&p)
                 };
-                let link = m.link.map(|l| l.to_string_lossy().into_owned());
+                // Names as `ls` shows them (docs/names.md).
+                let link = m.link.map(|l| escaped(l.as_bytes()));
                 format!(
                     "{} {} {:o} {} {link:?}",
-                    path.display(),
+                    escaped(path.as_os_str().as_bytes()),
                     m.kind,
                     m.mode,
                     m.size

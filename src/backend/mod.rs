@@ -232,6 +232,7 @@ impl From<BackendError> for crate::Error {
                 crate::Error::Corrupt {
                     what,
                     why: source.to_string(),
+                    remedy: crate::error::Remedy::CheckData,
                 }
             }
             BackendError::Io { what, source } => crate::Error::Backend { what, source },

@@ -52,6 +52,13 @@ pub enum Command {
     /// List snapshots.
     Snapshots(SnapshotsArgs),
     /// List the files of a snapshot.
+    ///
+    /// Names are shown in an escaped form, the same in the text and the
+    /// --json output, that turns back into the exact bytes: printable
+    /// UTF-8 as it is; a backslash as \\, a newline as \n, a tab as \t;
+    /// every byte that is not valid UTF-8 or belongs to a control character
+    /// as \xHH (e.g. a\xffb). `restore --include/--exclude` take names in
+    /// this form. See docs/names.md.
     Ls(LsArgs),
     /// Restore a snapshot into a directory.
     Restore(RestoreArgs),
@@ -229,10 +236,12 @@ pub struct RestoreArgs {
     /// Pipe the selected file into this command's stdin instead (sh -c).
     #[arg(long, value_name = "CMD")]
     pub to_command: Option<String>,
-    /// Restore only paths matching this glob (repeatable).
+    /// Restore only paths matching this glob (repeatable). Names are
+    /// written as `ls` shows them (a\xffb, \\ for a backslash: see
+    /// `snap ls --help`); quote a glob character with brackets ([*]).
     #[arg(long = "include")]
     pub includes: Vec<String>,
-    /// Leave out paths matching this glob (repeatable).
+    /// Leave out paths matching this glob (repeatable; names as for --include).
     #[arg(long = "exclude")]
     pub excludes: Vec<String>,
 }

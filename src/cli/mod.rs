@@ -32,6 +32,24 @@ mod tag;
 
 pub use run::main;
 
+/// A command-line error found after clap (a flag's value that cannot be
+/// used, a required source missing): exit code 2, like clap's own.
+pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
+    crate::Error::Usage(msg.into()).into()
+}
+
+/// Turns the failure to parse a flag's value into a usage error that
+/// names the flag (`what`) and says what was wrong.
+pub(crate) trait OrUsage<T> {
+    fn or_usage(self, what: impl FnOnce() -> String) -> anyhow::Result<T>;
+}
+
+impl<T, E: std::fmt::Display> OrUsage<T> for std::result::Result<T, E> {
+    fn or_usage(self, what: impl FnOnce() -> String) -> anyhow::Result<T> {
+        self.map_err(|e| usage(format!("{}: {e}", what())))
+    }
+}
+
 /// Exit codes (documented in README.md).
 pub mod exit {
     /// Success.

@@ -1,12 +1,10 @@
 //! `snap forget` and `snap prune`: flags, validation and output.
 
-use std::time::Duration;
-
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::Args;
 
-use super::exit;
 use super::output::{human, Printer};
+use super::{exit, usage, OrUsage};
 use crate::commands::prune::{PruneOptions, PruneReport};
 use crate::commands::retention::{GroupBy, Policy};
 use crate::commands::{forget, prune};
@@ -92,9 +90,9 @@ fn parse_size(s: &str) -> Result<u64> {
     let n: f64 = num
         .trim()
         .parse()
-        .with_context(|| format!("size {s:?} (e.g. 500M, 2G)"))?;
+        .or_usage(|| format!("size {s:?} (e.g. 500M, 2G)"))?;
     if n < 0.0 {
-        bail!("size {s:?} is negative");
+        return Err(usage(format!("size {s:?} is negative")));
     }
     Ok((n * mult as f64) as u64)
 }
@@ -104,7 +102,7 @@ impl PruneArgs {
         let within = match &self.keep_within {
             Some(s) => Some(
                 humantime::parse_duration(s)
-                    .with_context(|| format!("--keep-within {s:?} (e.g. 30days, 2w, 1y)"))?
+                    .or_usage(|| format!("--keep-within {s:?} (e.g. 30days, 2w, 1y)"))?
                     .as_nanos()
                     .min(i64::MAX as u128) as i64,
             ),
@@ -114,9 +112,9 @@ impl PruneArgs {
             .max_unused
             .trim_end_matches('%')
             .parse()
-            .with_context(|| format!("--max-unused {:?}", self.max_unused))?;
+            .or_usage(|| format!("--max-unused {:?}", self.max_unused))?;
         if !(0.0..=100.0).contains(&max_unused) {
-            bail!("--max-unused must be between 0 and 100");
+            return Err(usage("--max-unused must be between 0 and 100"));
         }
         Ok(PruneOptions {
             policy: Policy {
@@ -129,7 +127,7 @@ impl PruneArgs {
                 within_ns: within,
                 tags: self.keep_tags.clone(),
             },
-            group_by: GroupBy::parse(&self.group_by).map_err(anyhow::Error::msg)?,
+            group_by: GroupBy::parse(&self.group_by).map_err(usage)?,
             dry_run: self.dry_run,
             allow_empty: self.allow_empty,
             gc: !self.no_gc,
@@ -140,8 +138,7 @@ impl PruneArgs {
                 .map(parse_size)
                 .transpose()?,
             lock_wait: humantime::parse_duration(&self.lock_wait)
-                .with_context(|| format!("--lock-wait {:?}", self.lock_wait))
-                .unwrap_or(Duration::from_secs(3600)),
+                .or_usage(|| format!("--lock-wait {:?} (e.g. 10m, 1h)", self.lock_wait))?,
         })
     }
 }

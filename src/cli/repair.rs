@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
-use super::exit;
 use super::output::{human, Printer};
+use super::{exit, OrUsage};
 use crate::commands::repair::packs::{self, RepairPacksOptions, RepairPacksReport};
 use crate::commands::repair::snapshots::{self, RepairSnapshotsOptions, RepairSnapshotsReport};
 use crate::repository::Repository;
@@ -39,7 +39,7 @@ pub struct RepairSnapshotsArgs {
 
 pub fn run_packs(a: &RepairPacksArgs, repo: &Repository, p: &Printer) -> Result<i32> {
     let lock_wait: Duration = humantime::parse_duration(&a.lock_wait)
-        .with_context(|| format!("--lock-wait {:?} (e.g. 10m, 1h)", a.lock_wait))?;
+        .or_usage(|| format!("--lock-wait {:?} (e.g. 10m, 1h)", a.lock_wait))?;
     let r = packs::run(
         repo,
         &RepairPacksOptions {

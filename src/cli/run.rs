@@ -1,5 +1,6 @@
 //! Dispatch: validated options -> command -> printed report -> exit code.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -7,9 +8,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 
 use super::args::{CheckArgs, Cli, Command, CreateArgs, FilterArgs, RepairCommand, RestoreArgs};
-use super::exit;
 use super::output::Printer;
 use super::password;
+use super::{exit, usage, OrUsage};
 use crate::backend;
 use crate::commands::{self, check, create, restore, streams};
 use crate::format::config::ChunkerParams;
@@ -62,7 +63,7 @@ pub fn main() -> i32 {
             if is_broken_pipe(&e) {
                 return exit::OK;
             }
-            eprintln!("snap: {}", one_line(&e));
+            eprintln!("snap: {}", message(&e, &cli.command));
             code_for(&e)
         }
     }
@@ -75,7 +76,11 @@ pub fn main() -> i32 {
 fn stops_cleanly(c: &Command) -> bool {
     matches!(
         c,
-        Command::Create(_) | Command::Check(_) | Command::Prune(_) | Command::Sync(_)
+        Command::Create(_)
+            | Command::Restore(_)
+            | Command::Check(_)
+            | Command::Prune(_)
+            | Command::Sync(_)
     )
 }
 
@@ -161,6 +166,18 @@ fn one_line(e: &anyhow::Error) -> String {
     s
 }
 
+/// The one-line message of a failed command: `check` does not tell its
+/// user to run `check`.
+fn message(e: &anyhow::Error, cmd: &Command) -> String {
+    let s = one_line(e);
+    match (cmd, e.downcast_ref::<Error>()) {
+        (Command::Check(_), Some(inner @ (Error::Corrupt { .. } | Error::Missing { .. }))) => {
+            s.replace(&inner.to_string(), &inner.without_advice())
+        }
+        _ => s,
+    }
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
@@ -170,9 +187,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn code_for(e: &anyhow::Error) -> i32 {
     match e.downcast_ref::<Error>() {
+        Some(Error::Usage(_)) => exit::USAGE,
         Some(Error::Interrupted { signal }) => 128 + signal,
         Some(Error::WrongPassword { .. }) => exit::WRONG_PASSWORD,
         Some(Error::NoRepository { .. }) => exit::NO_REPOSITORY,
+        Some(Error::NothingMatched { .. }) => exit::USAGE,
         Some(Error::Damaged(_)) | Some(Error::Corrupt { .. }) | Some(Error::Missing { .. }) => {
             exit::DAMAGED
         }
@@ -184,7 +203,7 @@ fn repo_location(cli: &Cli) -> Result<String> {
     cli.global
         .repo
         .clone()
-        .ok_or_else(|| anyhow!("no repository given: use --repo PATH or set SNAP_REPO"))
+        .ok_or_else(|| usage("no repository given: use --repo PATH or set SNAP_REPO"))
 }
 
 fn get_password(cli: &Cli, confirm: bool) -> Result<zeroize::Zeroizing<String>> {
@@ -228,7 +247,7 @@ fn keep_repository_mode(loc: &str) {
 
 fn parse_time(s: &str) -> Result<i64> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .with_context(|| format!("--time {s:?} is not RFC 3339 (e.g. 2026-01-31T02:00:00Z)"))?;
+        .or_usage(|| format!("--time {s:?} is not RFC 3339 (e.g. 2026-01-31T02:00:00Z)"))?;
     Ok(t.unix_timestamp_nanos() as i64)
 }
 
@@ -374,11 +393,20 @@ fn stream_path(
 fn run_create(cli: &Cli, a: &CreateArgs, p: &Printer) -> Result<i32> {
     let timeout = match &a.command_timeout {
         Some(s) => {
-            Some(humantime::parse_duration(s).with_context(|| format!("--command-timeout {s:?}"))?)
+            Some(humantime::parse_duration(s).or_usage(|| format!("--command-timeout {s:?}"))?)
         }
         None => None,
     };
     let mut streams_v = Vec::new();
+    if a.paths.is_empty()
+        && a.from_command.is_empty()
+        && a.from_shell.is_empty()
+        && a.stdin_name.is_none()
+    {
+        return Err(usage(
+            "nothing to back up: give paths, --from-command, --from-shell or --stdin-name",
+        ));
+    }
     for spec in &a.from_command {
         streams_v.push(streams::StreamSource::parse_command(spec, timeout)?);
     }
@@ -420,9 +448,18 @@ fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
     let (id, s) = (&sel.id, &sel.snapshot);
     if let Some(cmd) = &a.to_command {
         let [name] = a.includes.as_slice() else {
-            bail!("--to-command needs exactly one --include naming the file to send");
+            return Err(usage(
+                "--to-command needs exactly one --include naming the file to send",
+            ));
         };
-        let path = stream_path(&repo, &s.tree, Path::new(name), &id.short())?;
+        let raw = crate::name_escape::unescape(name)
+            .map_err(|why| usage(format!("--include {name:?}: {why}")))?;
+        let path = stream_path(
+            &repo,
+            &s.tree,
+            Path::new(std::ffi::OsStr::from_bytes(&raw)),
+            &id.short(),
+        )?;
         let n = streams::to_command(&repo, &s.tree, &path, &id.short(), cmd)?;
         p.line(
             &format!("sent {n} bytes of {} to the command", path.display()),
@@ -432,18 +469,21 @@ fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
     }
     let target =
         a.to.clone()
-            .ok_or_else(|| anyhow!("restore needs --to DIR (or --to-command CMD)"))?;
+            .ok_or_else(|| usage("restore needs --to DIR (or --to-command CMD)"))?;
     let opts = restore::RestoreOptions {
         target,
         includes: a.includes.clone(),
         excludes: a.excludes.clone(),
+        snapshot: id.short(),
     };
     let report = restore::run(&repo, &s.tree, &opts)?;
     p.restore(&sel, &report);
-    Ok(if report.errors.is_empty() {
-        exit::OK
-    } else {
+    Ok(if report.damaged > 0 {
         exit::DAMAGED
+    } else if !report.errors.is_empty() {
+        exit::FAILURE
+    } else {
+        exit::OK
     })
 }
 
@@ -453,9 +493,11 @@ fn run_check(cli: &Cli, a: &CheckArgs, p: &Printer) -> Result<i32> {
             let v: f64 = s
                 .trim_end_matches('%')
                 .parse()
-                .with_context(|| format!("--read-data-subset {s:?}"))?;
+                .or_usage(|| format!("--read-data-subset {s:?} is not a percentage (e.g. 10%)"))?;
             if !(v > 0.0 && v <= 100.0) {
-                bail!("--read-data-subset must be in (0, 100]");
+                return Err(usage(format!(
+                    "--read-data-subset {s:?}: must be more than 0% and at most 100%"
+                )));
             }
             Some(v)
         }

@@ -23,7 +23,7 @@ pub fn run(
     let (source, target) = match (&a.to, &a.from) {
         (Some(to), None) => (here, backend::open(to)?),
         (None, Some(from)) => (backend::open(from)?, here),
-        _ => anyhow::bail!("give exactly one of --to URL or --from URL"),
+        _ => return Err(super::usage("give exactly one of --to URL or --from URL")),
     };
     let opts = SyncOptions {
         verify: a.verify,

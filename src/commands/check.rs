@@ -21,7 +21,7 @@ use crate::backend::FileKind;
 use crate::format::pack::PackEntry;
 use crate::format::{BlobId, PackId, SnapshotId};
 use crate::repository::Repository;
-use crate::{Error, Result};
+use crate::{Error, Remedy, Result};
 
 /// Options of `snap check`.
 #[derive(Debug, Default, Clone)]
@@ -58,11 +58,7 @@ pub struct CheckReport {
 /// An error's message without the advice the library adds for other
 /// commands (check does not tell its user to run check).
 fn describe(e: &Error) -> String {
-    match e {
-        Error::Corrupt { what, why } => format!("{what} is damaged: {why}"),
-        Error::Missing { what } => format!("{what} is missing from the repository"),
-        e => e.to_string(),
-    }
+    e.without_advice()
 }
 
 /// Why a blob cannot be used, or `None` when an intact copy is indexed.
@@ -101,6 +97,8 @@ struct Walk<'a> {
     clean: HashSet<BlobId>,
     hits: HashMap<BlobId, Hits>,
     trees: u64,
+    /// Some data or listing is lost or damaged (not only stored invalid).
+    lossy: bool,
 }
 
 impl Walk<'_> {
@@ -117,8 +115,22 @@ impl Walk<'_> {
         match self.usable.repo.load_tree(id) {
             Err(e) => {
                 let why = match self.usable.problem("tree", id)? {
-                    Some(p) => p,
-                    None => describe(&e),
+                    Some(p) => {
+                        self.lossy = true;
+                        p
+                    }
+                    None => {
+                        // An invalid listing authenticates: no copy of the
+                        // repository holds a better one.
+                        self.lossy |= !matches!(
+                            e,
+                            Error::Corrupt {
+                                remedy: Remedy::Invalid,
+                                ..
+                            }
+                        );
+                        describe(&e)
+                    }
                 };
                 hits.push((PathBuf::new(), format!("its listing is lost: {why}")));
             }
@@ -127,6 +139,7 @@ impl Walk<'_> {
                     let name = Path::new(OsStr::from_bytes(&n.name));
                     for c in &n.content {
                         if let Some(why) = self.usable.problem("data", c)? {
+                            self.lossy = true;
                             hits.push((name.to_path_buf(), why));
                             break;
                         }
@@ -180,7 +193,8 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     // stale one (another client pruned) is not taken for damage.
     // Judge what storage holds, not local copies of tree packs.
     repo.read_trees_from_storage();
-    for name in repo.sync_index()?.packs_damaged {
+    let unindexable: HashSet<String> = repo.sync_index()?.packs_damaged.into_iter().collect();
+    for name in &unindexable {
         report.errors.push(format!(
             "pack {name}: the header is damaged; its blobs are not indexed"
         ));
@@ -193,7 +207,10 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     let indexed_set: HashSet<String> = indexed.iter().map(|(p, _, _)| p.to_hex()).collect();
     let mut lost: HashMap<BlobId, PackId> = HashMap::new();
     // Packs with damage, whether found now or recorded before.
-    let mut damaged_packs: HashSet<PackId> = HashSet::new();
+    let mut damaged_packs: HashSet<PackId> = unindexable
+        .iter()
+        .filter_map(|n| PackId::from_hex(n))
+        .collect();
     for (pack, _, size) in &indexed {
         match stored_map.get(&pack.to_hex()) {
             None => {
@@ -217,11 +234,15 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             _ => {}
         }
     }
+    // The index was just brought in step with storage: a pack it lacks
+    // has a damaged header (reported above; no rebuild can index it) or
+    // was written since (a backup running now).
     for (name, _) in &stored {
-        if !indexed_set.contains(name) {
+        if !indexed_set.contains(name) && !unindexable.contains(name) {
             report.warnings.push(format!(
-                "pack {} is not in the index (run `snap repair index`)",
-                &name[..8.min(name.len())]
+                "pack {} is not in the index: written while check ran (by a backup running \
+                 now?); run `snap check` again when that has ended",
+                name.get(..8).unwrap_or(name)
             ));
         }
     }
@@ -299,6 +320,7 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
         clean: HashSet::new(),
         hits: HashMap::new(),
         trees: 0,
+        lossy: false,
     };
     let mut affected: Vec<SnapshotId> = Vec::new();
     for (name, _) in repo.backend().list(FileKind::Snapshot)? {
@@ -321,27 +343,31 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             affected.push(id);
         }
         for (p, why) in hits.iter() {
-            let path = Path::new("/").join(p);
+            let path = crate::name_escape::escape(Path::new("/").join(p).as_os_str().as_bytes());
             let what = if why.starts_with("its listing") {
                 "directory"
             } else {
                 "file"
             };
-            report.errors.push(format!(
-                "snapshot {}: {what} {}: {why}",
-                id.short(),
-                path.display()
-            ));
+            report
+                .errors
+                .push(format!("snapshot {}: {what} {path}: {why}", id.short()));
         }
     }
     report.trees = walk.trees;
     report.affected_snapshots = affected.iter().map(|s| s.to_hex()).collect();
-    report.advice = advice(&affected, &damaged_packs, !lost.is_empty());
+    report.advice = advice(&affected, &damaged_packs, !lost.is_empty(), walk.lossy);
     Ok(report)
 }
 
-/// How to recover, in the order to try.
-fn advice(affected: &[SnapshotId], damaged: &HashSet<PackId>, lost: bool) -> Vec<String> {
+/// How to recover, in the order to try (`lossy`: some data or listing is
+/// lost or damaged, not only stored invalid).
+fn advice(
+    affected: &[SnapshotId],
+    damaged: &HashSet<PackId>,
+    lost: bool,
+    lossy: bool,
+) -> Vec<String> {
     if affected.is_empty() {
         if damaged.is_empty() {
             return Vec::new();
@@ -358,6 +384,17 @@ fn advice(affected: &[SnapshotId], damaged: &HashSet<PackId>, lost: bool) -> Vec
         affected.len(),
         ids.join(" ")
     )];
+    if !lossy && !lost && damaged.is_empty() {
+        // Only invalid listings: every copy holds the same bytes.
+        v.push(
+            "their directory listings were stored invalid (the bytes are intact, so no copy \
+             of the repository has better ones): `snap repair snapshots --forget` rewrites \
+             them around what cannot be read (docs/repair.md)"
+                .to_string(),
+        );
+        v.push("then run `snap create` again for sources still on disk".to_string());
+        return v;
+    }
     let replace = if damaged.is_empty() {
         String::new()
     } else {
@@ -374,12 +411,16 @@ fn advice(affected: &[SnapshotId], damaged: &HashSet<PackId>, lost: bool) -> Vec
         "1. if another copy of this repository (made by `snap sync`) holds the {what}, \
          copy them back: `snap sync --from MIRROR`{replace}"
     ));
-    v.push(
+    v.push(if damaged.is_empty() {
+        "2. otherwise keep what is intact: `snap repair snapshots --forget` (rewrites the \
+         affected snapshots around what is lost)"
+            .to_string()
+    } else {
         "2. otherwise keep what is intact: `snap repair packs` (salvages the intact blobs of \
          damaged packs and removes them), then `snap repair snapshots --forget` (rewrites the \
          affected snapshots around what is lost)"
-            .to_string(),
-    );
+            .to_string()
+    });
     v.push(
         "3. then run `snap create` again for sources still on disk: it stores the lost data \
          again, which also heals older snapshots that share it"

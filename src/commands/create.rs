@@ -74,7 +74,8 @@ pub struct CreateReport {
     /// Statistics.
     pub summary: Summary,
     /// Warnings that do not make the snapshot incomplete: damaged snapshot
-    /// objects skipped, a time ahead of this machine's clock.
+    /// objects skipped, a time ahead of this machine's clock, inode flags
+    /// that are not stored.
     pub notices: Vec<String>,
 }
 
@@ -95,6 +96,8 @@ pub(crate) struct Archiver<'a> {
     owners: OwnerNames,
     counters: Counters,
     warnings: Mutex<Vec<String>>,
+    /// Warnings that do not make the snapshot incomplete.
+    notices: Mutex<Vec<String>>,
     full: bool,
 }
 
@@ -113,6 +116,13 @@ impl<'a> Archiver<'a> {
         let mut w = self.warnings.lock().unwrap();
         if w.len() < MAX_WARNINGS {
             w.push(msg);
+        }
+    }
+
+    fn notice(&self, msg: String) {
+        let mut n = self.notices.lock().unwrap();
+        if n.len() < MAX_WARNINGS {
+            n.push(msg);
         }
     }
 
@@ -290,6 +300,14 @@ impl<'a> Archiver<'a> {
         // A source given explicitly is its own root for --one-file-system
         // (`create / /boot --one-file-system` stores /boot too).
         let root_dev = if explicit { node.dev } else { root_dev };
+        if matches!(node.kind, NodeKind::File | NodeKind::Dir) {
+            if let Some(flags) = meta::unstored_flags(path) {
+                self.notice(format!(
+                    "{}: is {flags}; snap does not store this flag, and restore will not set it",
+                    path.display()
+                ));
+            }
+        }
         let parent = parent.filter(|p| p.kind == node.kind);
         let nested = at.filter(|p| !p.children.is_empty());
         if nested.is_some() && node.kind != NodeKind::Dir {
@@ -770,6 +788,7 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         owners: OwnerNames::default(),
         counters: Counters::default(),
         warnings: Mutex::new(Vec::new()),
+        notices: Mutex::new(Vec::new()),
         full: opts.full,
     };
     // Streams first: a failing dump aborts before anything is committed.
@@ -809,6 +828,7 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     }
     let root_id = arch.save_tree(&root, Path::new("/"))?;
     let warnings = std::mem::take(&mut *arch.warnings.lock().unwrap());
+    notices.append(&mut arch.notices.lock().unwrap());
     let c = arch.counters;
     drop(arch.owners);
     let stats = saver.finish()?;

@@ -25,6 +25,7 @@ use serde::Serialize;
 use super::ls::kind_name;
 use crate::format::tree::{Node, NodeKind};
 use crate::format::BlobId;
+use crate::name_escape::escape;
 use crate::pipeline::chunker::Chunker;
 use crate::repository::Repository;
 use crate::source::meta::{self, OwnerNames};
@@ -43,7 +44,7 @@ pub struct DiffOptions {
 /// One changed path.
 #[derive(Debug, Serialize)]
 pub struct Change {
-    /// Absolute path.
+    /// Absolute path, in the escaped form of `crate::name_escape`.
     pub path: String,
     /// `+` added, `-` removed, `M` content, `T` type, `U` metadata only.
     pub modifier: &'static str,
@@ -271,7 +272,7 @@ impl<'a> Differ<'a> {
         let is_file = |n: &Node| n.kind == NodeKind::File;
         let shown = b.or(a).expect("one side");
         self.report.changes.push(Change {
-            path: path.display().to_string(),
+            path: escape(path.as_os_str().as_bytes()),
             modifier,
             kind: kind_name(shown.kind),
             kind_before: (modifier == "T").then(|| kind_name(a.expect("old side").kind)),

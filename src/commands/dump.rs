@@ -18,7 +18,7 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<u64> {
     let node = super::ls::find_node(repo, root, path, snapshot)?
-        .ok_or_else(|| Error::Invalid("dump needs a file path, not the root".into()))?;
+        .ok_or_else(|| Error::Usage("dump needs a file path, not the root".into()))?;
     if node.kind != NodeKind::File {
         return Err(Error::Invalid(format!(
             "{} is not a regular file",

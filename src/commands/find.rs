@@ -4,7 +4,8 @@
 //! A pattern is a glob matched against the entry's base name and against
 //! its absolute path in the snapshot; `*` and `?` do not cross a `/`, `**`
 //! does, and a pattern that does not start with `/` may match at any depth
-//! (as `create --exclude` and restic's `find`). Snapshots share most of
+//! (as `create --exclude` and restic's `find`). Names and patterns are in
+//! the escaped form of `crate::name_escape`, as `restore --include`'s. Snapshots share most of
 //! their directories: the matches below a directory are computed once per
 //! (listing, path) and reused for every snapshot that holds it there.
 
@@ -22,6 +23,7 @@ use super::snapshots::format_time;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Node;
 use crate::format::{BlobId, SnapshotId};
+use crate::name_escape::escape;
 use crate::repository::Repository;
 use crate::{Error, Result};
 
@@ -41,7 +43,7 @@ pub struct FindOptions {
 /// One matching entry.
 #[derive(Clone, Debug, Serialize)]
 pub struct Hit {
-    /// Absolute path in the snapshot.
+    /// Absolute path in the snapshot (escaped form).
     pub path: String,
     /// `file`, `dir`, `symlink`, ...
     pub kind: &'static str,
@@ -82,17 +84,25 @@ struct Matcher {
 impl Matcher {
     fn new(o: &FindOptions) -> Result<Matcher> {
         if o.patterns.is_empty() {
-            return Err(Error::Invalid("find needs at least one PATTERN".into()));
+            return Err(Error::Usage("find needs at least one PATTERN".into()));
         }
+        // A backslash only starts an escape of the escaped form, never a
+        // glob quote (as in `restore --include`): `[*]` is a literal `*`.
         let glob = |p: &str, orig: &str| {
             GlobBuilder::new(p)
                 .literal_separator(true)
+                .backslash_escape(false)
                 .case_insensitive(o.ignore_case)
                 .build()
-                .map_err(|e| Error::Invalid(format!("bad pattern {orig:?}: {e}")))
+                .map_err(|e| Error::Usage(format!("bad pattern {orig:?}: {e}")))
         };
         let (mut by_path, mut by_name) = (GlobSetBuilder::new(), GlobSetBuilder::new());
         for p in &o.patterns {
+            crate::name_escape::unescape(p).map_err(|why| {
+                Error::Usage(format!(
+                    "bad pattern {p:?}: {why}; quote a glob character with brackets ([*])"
+                ))
+            })?;
             let anchored = if p.starts_with('/') {
                 p.clone()
             } else {
@@ -103,7 +113,7 @@ impl Matcher {
         }
         let build = |b: GlobSetBuilder| {
             b.build()
-                .map_err(|e| Error::Invalid(format!("bad patterns: {e}")))
+                .map_err(|e| Error::Usage(format!("bad patterns: {e}")))
         };
         Ok(Matcher {
             by_path: build(by_path)?,
@@ -113,10 +123,11 @@ impl Matcher {
         })
     }
 
-    fn matches(&self, path: &Path, n: &Node) -> bool {
+    /// Whether node `n` at `path` (escaped) matches.
+    fn matches(&self, path: &str, n: &Node) -> bool {
         self.newer.is_none_or(|t| n.mtime_ns > t)
             && self.older.is_none_or(|t| n.mtime_ns < t)
-            && (self.by_name.is_match(OsStr::from_bytes(&n.name)) || self.by_path.is_match(path))
+            && (self.by_name.is_match(escape(&n.name)) || self.by_path.is_match(path))
     }
 }
 
@@ -135,9 +146,10 @@ impl Finder<'_> {
         let mut hits = Vec::new();
         for n in self.repo.load_tree(id)?.nodes {
             let p = at.join(OsStr::from_bytes(&n.name));
-            if self.m.matches(&p, &n) {
+            let shown = escape(p.as_os_str().as_bytes());
+            if self.m.matches(&shown, &n) {
                 hits.push(Hit {
-                    path: p.display().to_string(),
+                    path: shown,
                     kind: kind_name(n.kind),
                     mode: n.mode,
                     size: n.size,

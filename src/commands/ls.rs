@@ -7,10 +7,11 @@ use serde::Serialize;
 
 use crate::format::tree::{Node, NodeKind};
 use crate::format::BlobId;
+use crate::name_escape::escape;
 use crate::repository::Repository;
 use crate::{Error, Result};
 
-/// One entry listed.
+/// One entry listed; names in the escaped form of [`crate::name_escape`].
 #[derive(Debug, Serialize)]
 pub struct LsEntry {
     /// Absolute path inside the snapshot.
@@ -44,17 +45,14 @@ pub fn kind_name(k: NodeKind) -> &'static str {
     }
 }
 
-fn entry(path: String, n: &Node) -> LsEntry {
+fn entry(path: &Path, n: &Node) -> LsEntry {
     LsEntry {
-        path,
+        path: escape(path.as_os_str().as_bytes()),
         kind: kind_name(n.kind).into(),
         mode: n.mode,
         size: n.size,
         mtime: super::snapshots::format_time(n.mtime_ns),
-        link_target: n
-            .link_target
-            .as_ref()
-            .map(|t| String::from_utf8_lossy(t).into_owned()),
+        link_target: n.link_target.as_deref().map(escape),
         command: n.origin.as_ref().map(|o| o.command.clone()),
         exit_code: n.origin.as_ref().map(|o| o.exit_code),
     }
@@ -74,7 +72,7 @@ pub fn find_node(
             Component::RootDir | Component::CurDir => continue,
             Component::Normal(n) => n.as_bytes(),
             _ => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Usage(format!(
                     "path {} must not contain ..",
                     path.display()
                 )))
@@ -112,7 +110,7 @@ pub fn run(
     let tree = match find_node(repo, root, &base, snapshot)? {
         None => *root,
         Some(n) => {
-            out(entry(base.display().to_string(), &n));
+            out(entry(&base, &n));
             match n.subtree {
                 Some(t) => t,
                 None => return Ok(()),
@@ -125,7 +123,7 @@ pub fn run(
 fn walk(repo: &Repository, tree: &BlobId, at: &Path, out: &mut dyn FnMut(LsEntry)) -> Result<()> {
     for n in repo.load_tree(tree)?.nodes {
         let p = at.join(std::ffi::OsStr::from_bytes(&n.name));
-        out(entry(p.display().to_string(), &n));
+        out(entry(&p, &n));
         if let Some(sub) = n.subtree {
             walk(repo, &sub, &p, out)?;
         }

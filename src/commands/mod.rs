@@ -11,7 +11,6 @@ pub mod ls;
 pub mod prune;
 pub mod repair;
 pub mod restore;
-mod restore_meta;
 pub mod retention;
 pub mod snapshots;
 pub mod stats;

@@ -233,7 +233,7 @@ fn refuse_damaged(list: &SnapshotList) -> Result<()> {
 /// the error's own message.
 fn reason(e: &Error) -> String {
     match e {
-        Error::Corrupt { what, why } => format!("{what} is damaged: {why}"),
+        e @ Error::Corrupt { .. } => e.without_advice(),
         Error::Missing { what } => format!("{what} is missing"),
         other => other.to_string(),
     }

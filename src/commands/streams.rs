@@ -125,10 +125,10 @@ pub fn split_words(s: &str) -> std::result::Result<Vec<String>, String> {
 fn split_spec<'a>(flag: &str, spec: &'a str) -> Result<(&'a str, &'a str)> {
     let (name, cmd) = spec
         .split_once('=')
-        .ok_or_else(|| Error::Invalid(format!("{flag} {spec:?}: expected NAME=COMMAND")))?;
+        .ok_or_else(|| Error::Usage(format!("{flag} {spec:?}: expected NAME=COMMAND")))?;
     StreamSource::check_name(name)?;
     if cmd.trim().is_empty() {
-        return Err(Error::Invalid(format!("{flag} {name}: empty command")));
+        return Err(Error::Usage(format!("{flag} {name}: empty command")));
     }
     Ok((name, cmd))
 }
@@ -139,9 +139,9 @@ impl StreamSource {
     pub fn parse_command(spec: &str, timeout: Option<Duration>) -> Result<StreamSource> {
         let (name, cmd) = split_spec("--from-command", spec)?;
         let argv = split_words(cmd)
-            .map_err(|why| Error::Invalid(format!("--from-command {name}: {why}")))?;
+            .map_err(|why| Error::Usage(format!("--from-command {name}: {why}")))?;
         if let Some(op) = argv.iter().find(|w| SHELL_OPERATORS.contains(&w.as_str())) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "--from-command {name}: {op:?} is a shell operator, but no shell runs the \
                  command; use --from-shell {name}=... for a pipeline"
             )));
@@ -184,7 +184,7 @@ impl StreamSource {
 
     fn check_name(name: &str) -> Result<()> {
         if !is_safe_name(name.as_bytes()) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "stream name {name:?} must be a plain file name"
             )));
         }
@@ -440,7 +440,7 @@ pub(crate) fn archive_streams(
     let mut names: Vec<&str> = streams.iter().map(|s| s.name.as_str()).collect();
     names.sort();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(Error::Invalid(format!("two streams are named {:?}", w[0])));
+        return Err(Error::Usage(format!("two streams are named {:?}", w[0])));
     }
     if streams
         .iter()
@@ -448,7 +448,7 @@ pub(crate) fn archive_streams(
         .count()
         > 1
     {
-        return Err(Error::Invalid("only one stream can read stdin".into()));
+        return Err(Error::Usage("only one stream can read stdin".into()));
     }
     let mut tree = Tree::default();
     let mut summaries = Vec::new();

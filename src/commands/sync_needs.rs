@@ -50,7 +50,7 @@ pub struct Needs {
 
 fn reason(e: &Error) -> String {
     match e {
-        Error::Corrupt { what, why } => format!("{what} is damaged: {why}"),
+        e @ Error::Corrupt { .. } => e.without_advice(),
         Error::Missing { what } => format!("{what} is missing"),
         other => other.to_string(),
     }

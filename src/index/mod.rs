@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::error::Remedy;
 use crate::format::pack::{Compression, PackEntry};
 use crate::format::{BlobId, BlobKind, PackId};
 use crate::{Error, Result};
@@ -102,6 +103,23 @@ pub fn is_damage(e: &rusqlite::Error) -> bool {
             rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
         )
     )
+}
+
+/// Whether the file system holding `path` has less than 1 MiB left for
+/// this user: SQLite reports some writes that found it full as a "disk
+/// I/O error".
+fn nearly_full(path: &Path) -> bool {
+    let dir = path.parent().unwrap_or(path);
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statvfs is plain old data; all-zero is a valid value.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a NUL-terminated path, st a writable buffer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    (st.f_bavail as u64).saturating_mul(st.f_frsize as u64) < 1 << 20
 }
 
 /// Takes `flock(op)` on `file`, retrying a non-blocking request until
@@ -289,9 +307,17 @@ impl Index {
                 cause: e,
             };
         }
+        let disk_full = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => {
+                f.code == rusqlite::ErrorCode::DiskFull
+                    || (f.code == rusqlite::ErrorCode::SystemIoFailure && nearly_full(path))
+            }
+            _ => false,
+        };
         Error::Index {
             path: path.into(),
-            source: e,
+            cause: e,
+            disk_full,
         }
     }
 
@@ -406,7 +432,13 @@ impl Index {
         .optional()
         .map_err(|e| self.err(e))?
         .map(|(pack, kind, comp, offset, stored_len, raw_len)| {
-            let bad = || Error::corrupt(format!("index {}", self.path.display()), "bad row");
+            let bad = || {
+                Error::corrupt_with(
+                    format!("index {}", self.path.display()),
+                    "bad row",
+                    Remedy::RebuildIndex,
+                )
+            };
             Ok(BlobLocation {
                 pack: PackId::from_slice(&pack).ok_or_else(bad)?,
                 entry: PackEntry {
@@ -634,7 +666,13 @@ impl Index {
             .map_err(|e| self.err(e))?;
         for row in rows {
             let (id, kind, comp, offset, stored_len, raw_len) = row.map_err(|e| self.err(e))?;
-            let bad = || Error::corrupt(format!("index {}", self.path.display()), "bad copy row");
+            let bad = || {
+                Error::corrupt_with(
+                    format!("index {}", self.path.display()),
+                    "bad copy row",
+                    Remedy::RebuildIndex,
+                )
+            };
             all.push(PackEntry {
                 id: BlobId::from_slice(&id).ok_or_else(bad)?,
                 kind: BlobKind::from_code(kind).ok_or_else(bad)?,
@@ -660,7 +698,13 @@ impl Index {
         let mut out = Vec::new();
         for row in rows {
             let (p, n) = row.map_err(|e| self.err(e))?;
-            let bad = || Error::corrupt(format!("index {}", self.path.display()), "bad damage row");
+            let bad = || {
+                Error::corrupt_with(
+                    format!("index {}", self.path.display()),
+                    "bad damage row",
+                    Remedy::RebuildIndex,
+                )
+            };
             out.push((PackId::from_slice(&p).ok_or_else(bad)?, n as u64));
         }
         Ok(out)
@@ -685,7 +729,13 @@ impl Index {
         for row in rows {
             let (pack, id, kind, comp, offset, stored_len, raw_len) =
                 row.map_err(|e| self.err(e))?;
-            let bad = || Error::corrupt(format!("index {}", self.path.display()), "bad damage row");
+            let bad = || {
+                Error::corrupt_with(
+                    format!("index {}", self.path.display()),
+                    "bad damage row",
+                    Remedy::RebuildIndex,
+                )
+            };
             out.push((
                 PackId::from_slice(&pack).ok_or_else(bad)?,
                 PackEntry {
@@ -778,7 +828,11 @@ impl Index {
         for r in rows {
             let b = r.map_err(|e| self.err(e))?;
             out.push(PackId::from_slice(&b).ok_or_else(|| {
-                Error::corrupt(format!("index {}", self.path.display()), "bad pack row")
+                Error::corrupt_with(
+                    format!("index {}", self.path.display()),
+                    "bad pack row",
+                    Remedy::RebuildIndex,
+                )
             })?);
         }
         Ok(out)
@@ -804,7 +858,11 @@ impl Index {
             let (b, len) = r.map_err(|e| self.err(e))?;
             out.push((
                 BlobId::from_slice(&b).ok_or_else(|| {
-                    Error::corrupt(format!("index {}", self.path.display()), "bad blob row")
+                    Error::corrupt_with(
+                        format!("index {}", self.path.display()),
+                        "bad blob row",
+                        Remedy::RebuildIndex,
+                    )
                 })?,
                 len,
             ));
@@ -830,7 +888,13 @@ impl Index {
         let mut out = Vec::new();
         for row in rows {
             let (id, kind, size) = row.map_err(|e| self.err(e))?;
-            let bad = || Error::corrupt(format!("index {}", self.path.display()), "bad pack row");
+            let bad = || {
+                Error::corrupt_with(
+                    format!("index {}", self.path.display()),
+                    "bad pack row",
+                    Remedy::RebuildIndex,
+                )
+            };
             out.push((
                 PackId::from_slice(&id).ok_or_else(bad)?,
                 BlobKind::from_code(kind).ok_or_else(bad)?,
@@ -864,7 +928,13 @@ impl Index {
         let mut out = Vec::new();
         for row in rows {
             let (id, kind, comp, offset, stored_len, raw_len) = row.map_err(|e| self.err(e))?;
-            let bad = || Error::corrupt(format!("index {}", self.path.display()), "bad blob row");
+            let bad = || {
+                Error::corrupt_with(
+                    format!("index {}", self.path.display()),
+                    "bad blob row",
+                    Remedy::RebuildIndex,
+                )
+            };
             out.push(PackEntry {
                 id: BlobId::from_slice(&id).ok_or_else(bad)?,
                 kind: BlobKind::from_code(kind).ok_or_else(bad)?,

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 
 use super::Repository;
 use crate::backend::FileKind;
+use crate::error::Remedy;
 use crate::format::pack::{self, PackEntry, TRAILER_LEN};
 use crate::format::tree::{Tree, TreeBlob, TreeError};
 use crate::format::{BlobId, BlobKind, PackId};
@@ -126,7 +127,12 @@ impl Repository {
     /// decides which blobs are still needed (prune) must keep them too.
     pub fn load_tree_parts(&self, id: &BlobId) -> Result<(Tree, Vec<BlobId>)> {
         let corrupt = |id: &BlobId, why: TreeError| {
-            Error::corrupt(format!("tree {}", id.short()), why.to_string())
+            // It authenticated: the writer stored it like this.
+            Error::corrupt_with(
+                format!("tree {}", id.short()),
+                why.to_string(),
+                Remedy::Invalid,
+            )
         };
         match TreeBlob::parse(&self.read_blob(id)?).map_err(|why| corrupt(id, why))? {
             TreeBlob::Listing(t) => Ok((t, Vec::new())),

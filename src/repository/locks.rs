@@ -432,9 +432,10 @@ pub fn register_create(repo: &Repository) -> Result<(LockGuard, HashSet<PackId>)
     let mut excluded = HashSet::new();
     for (name, info) in list(repo, PRUNE_PREFIX)? {
         let info = info.ok_or_else(|| {
-            Error::corrupt(
+            Error::corrupt_with(
                 format!("locks/{name}"),
                 "prune intent does not parse; remove it with `snap unlock` if no prune is running",
+                crate::error::Remedy::None,
             )
         })?;
         for p in &info.packs {

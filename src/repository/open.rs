@@ -211,14 +211,13 @@ impl Repository {
         password: &[u8],
     ) -> Result<Repository> {
         let loc = backend.location();
-        let config =
-            Config::parse(raw).map_err(|why| Error::corrupt(format!("{loc}/config"), why))?;
+        let config = Config::parse(raw).map_err(|why| from_copy(format!("{loc}/config"), why))?;
         config
             .validate()
-            .map_err(|why| Error::corrupt(format!("{loc}/config"), why))?;
+            .map_err(|why| from_copy(format!("{loc}/config"), why))?;
         let keys = backend.list(FileKind::Key)?;
         if keys.is_empty() {
-            return Err(Error::corrupt(format!("{loc}/keys"), "no key files"));
+            return Err(from_copy(format!("{loc}/keys"), "no key files"));
         }
         let mut unlocked = None;
         for (name, _) in &keys {
@@ -235,7 +234,7 @@ impl Repository {
         }
         let (key, key_id) = unlocked.ok_or(Error::WrongPassword { repo: loc.clone() })?;
         if key.config_mac(&config.mac_input()) != config.mac {
-            return Err(Error::corrupt(
+            return Err(from_copy(
                 format!("{loc}/config"),
                 "MAC does not match (config was modified)",
             ));
@@ -321,4 +320,10 @@ impl Repository {
             .write(FileKind::Key, &kid, &bytes, WriteMode::CreateNew)?;
         Ok(kid)
     }
+}
+
+/// `config` or the key files are damaged: only another copy of the
+/// repository has them.
+fn from_copy(what: String, why: impl Into<String>) -> Error {
+    Error::corrupt_with(what, why, crate::error::Remedy::FromCopy)
 }

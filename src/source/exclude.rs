@@ -45,7 +45,7 @@ impl Excludes {
         let (mut np, mut nn) = (0, 0);
         for p in &all {
             let glob = |s: &str| {
-                Glob::new(s).map_err(|e| Error::Invalid(format!("bad exclude pattern {p:?}: {e}")))
+                Glob::new(s).map_err(|e| Error::Usage(format!("bad exclude pattern {p:?}: {e}")))
             };
             if p.contains('/') {
                 let anchored = if p.starts_with('/') {
@@ -67,7 +67,7 @@ impl Excludes {
             }
             b.build()
                 .map(Some)
-                .map_err(|e| Error::Invalid(format!("bad exclude patterns: {e}")))
+                .map_err(|e| Error::Usage(format!("bad exclude patterns: {e}")))
         };
         Ok(Excludes {
             by_path: build(by_path, np)?,

@@ -135,3 +135,36 @@ pub fn unchanged(now: &Node, before: &Node) -> bool {
         && now.mode == before.mode
         && before.origin.is_none()
 }
+
+/// The inode flags of `path` itself that snap does not store, as words for
+/// a warning: immutable (`chattr +i`) and append-only (`chattr +a`).
+/// `None` when it has neither, or the file system cannot tell. Read with
+/// `statx` (no open: also for files taken over unread from the parent).
+pub fn unstored_flags(path: &Path) -> Option<&'static str> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a NUL-terminated path, st a writable statx buffer.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC,
+            libc::STATX_TYPE,
+            &mut st,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    let has = |attr: libc::c_int| st.stx_attributes & st.stx_attributes_mask & attr as u64 != 0;
+    match (
+        has(libc::STATX_ATTR_IMMUTABLE),
+        has(libc::STATX_ATTR_APPEND),
+    ) {
+        (true, true) => Some("immutable and append-only (chattr +i +a)"),
+        (true, false) => Some("immutable (chattr +i)"),
+        (false, true) => Some("append-only (chattr +a)"),
+        (false, false) => None,
+    }
+}

@@ -27,7 +27,7 @@ pub struct SourcePath {
 pub fn normalize(cwd: &Path, given: &Path) -> Result<SourcePath> {
     let bytes = given.as_os_str().as_bytes();
     if bytes.is_empty() {
-        return Err(Error::Invalid(
+        return Err(Error::Usage(
             "an empty source path was given; use `.` for the current directory".into(),
         ));
     }

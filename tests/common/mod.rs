@@ -484,3 +484,36 @@ pub fn ls_paths(env: &Env, snap: &str) -> Vec<String> {
 pub fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
+
+/// A name in the escaped form `ls` shows (docs/names.md), written here from
+/// that description: printable UTF-8 as it is, `\\`, `\n`, `\t`, and
+/// `\xHH` for each byte of invalid UTF-8, of a control character or of a
+/// character that reorders or breaks lines.
+pub fn escaped(name: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in name.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            let hidden = c.is_control()
+                || matches!(
+                    c as u32,
+                    0x200e | 0x200f | 0x202a..=0x202e | 0x2028 | 0x2029
+                )
+                || matches!(c as u32, 0x2066..=0x2069 | 0xfeff);
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                c if hidden => {
+                    for b in c.to_string().bytes() {
+                        out.push_str(&format!("\\x{b:02x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}

@@ -81,7 +81,7 @@ fn resolve(stored: &[PackId], prefixes: &[String]) -> Result<Vec<PackId>> {
     for pre in prefixes {
         let lower = pre.to_ascii_lowercase();
         if lower.is_empty() || !lower.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Usage(format!(
                 "pack {pre:?}: not a hex pack id (prefix)"
             )));
         }

@@ -1,0 +1,442 @@
+//! Restore's file-system calls, all relative to open directory descriptors:
+//! the only place restore touches the target.
+//!
+//! The target root is opened once; every directory below it is opened
+//! relative to its parent's descriptor, one name at a time, never through
+//! a symlink (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` where
+//! the kernel has it, else `openat` with `O_NOFOLLOW | O_DIRECTORY`).
+//! Entries are made under a fresh temporary name in their directory
+//! (`.NAME.snap-tmp-<16 hex digits>`; files with `O_CREAT | O_EXCL |
+//! O_NOFOLLOW`, so nothing already there is ever opened), get their
+//! metadata on a descriptor, and are renamed into place with `renameat`,
+//! which replaces a file of that name and never writes through it.
+//!
+//! What is opened again later (a directory whose descriptor was closed, a
+//! temporary file) is checked to be the same inode as when it was made: a
+//! user who can rename entries in a directory of the target can make a
+//! restore fail there, never make it write, chmod or chown anything else.
+
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec};
+use rustix::fs::{Gid, Timestamps, Uid, XattrFlags};
+use rustix::io::Errno;
+
+/// Marks restore's temporary names: `.NAME` + this + 16 hex digits.
+pub const TEMP_INFIX: &str = ".snap-tmp-";
+/// Longest file name (bytes) on Linux file systems.
+const NAME_MAX: usize = 255;
+
+/// An inode: what an entry opened again must still be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ident {
+    dev: u64,
+    ino: u64,
+}
+
+// (`st_dev` and `st_ino` are not u64 on every target.)
+#[allow(clippy::unnecessary_cast)]
+fn ident(st: &rfs::Stat) -> Ident {
+    Ident {
+        dev: st.st_dev as u64,
+        ino: st.st_ino as u64,
+    }
+}
+
+/// The inode `fd` refers to.
+pub fn ident_of(fd: BorrowedFd<'_>) -> io::Result<Ident> {
+    Ok(ident(&rfs::fstat(fd)?))
+}
+
+/// The error for an entry that is no longer what restore made.
+pub fn replaced() -> io::Error {
+    io::Error::other("replaced by something else during the restore")
+}
+
+/// Whether `e` says a symlink was met (and not followed).
+pub fn is_symlink_error(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(Errno::LOOP.raw_os_error())
+}
+
+/// Whether `e` says something that is not a directory is in the way.
+pub fn is_not_dir_error(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(Errno::NOTDIR.raw_os_error())
+}
+
+/// Whether `name` in `dir` is a symlink (to word a message: `O_DIRECTORY`
+/// makes opening one fail with ENOTDIR rather than ELOOP).
+pub fn is_symlink_at(dir: BorrowedFd<'_>, name: &CStr) -> bool {
+    rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Symlink)
+}
+
+/// Whether a rename failed because a directory holds the final name.
+pub fn is_dir_in_the_way(e: &io::Error) -> bool {
+    [Errno::ISDIR, Errno::NOTEMPTY, Errno::EXIST]
+        .iter()
+        .any(|x| e.raw_os_error() == Some(x.raw_os_error()))
+}
+
+/// One name of a snapshot tree as a C string. Trees are validated (never
+/// empty, `.`, `..`, nor holding `/`), and this checks again.
+pub fn cname(name: &[u8]) -> io::Result<CString> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a single file name",
+        ));
+    }
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name holds NUL"))
+}
+
+/// A fresh temporary name for `name`: `.NAME.snap-tmp-<16 hex digits>`,
+/// NAME cut short to fit in one file name.
+fn temp_name(name: &[u8]) -> CString {
+    let keep = name.len().min(NAME_MAX - 1 - TEMP_INFIX.len() - 16);
+    let mut t = Vec::with_capacity(NAME_MAX);
+    t.push(b'.');
+    t.extend_from_slice(&name[..keep]);
+    t.extend_from_slice(TEMP_INFIX.as_bytes());
+    t.extend_from_slice(format!("{:016x}", rand::random::<u64>()).as_bytes());
+    CString::new(t).expect("no NUL in a checked name")
+}
+
+/// Whether `name` has the form of one of restore's temporary names.
+pub fn is_temp_name(name: &[u8]) -> bool {
+    let infix = TEMP_INFIX.as_bytes();
+    let n = name.len();
+    n >= 1 + infix.len() + 16
+        && name[0] == b'.'
+        && &name[n - 16 - infix.len()..n - 16] == infix
+        && name[n - 16..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+/// Tries `make(name)` with fresh temporary names until one is free.
+fn with_temp_name<T>(
+    name: &[u8],
+    mut make: impl FnMut(&CStr) -> rustix::io::Result<T>,
+) -> io::Result<(T, CString)> {
+    for _ in 0..8 {
+        let tmp = temp_name(name);
+        match make(&tmp) {
+            Ok(v) => return Ok((v, tmp)),
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no free temporary name",
+    ))
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC)
+    .union(OFlags::NOCTTY);
+
+/// Opens the restore target, creating it (and its parents) if missing;
+/// returns whether it existed. The path up to it is the caller's choice
+/// and followed; the target itself must not be a symlink.
+pub fn open_target(path: &Path) -> io::Result<(OwnedFd, bool)> {
+    let existed = std::fs::symlink_metadata(path).is_ok();
+    if !existed {
+        std::fs::create_dir_all(path)?;
+    }
+    Ok((rfs::open(path, DIR_FLAGS, Mode::empty())?, existed))
+}
+
+/// Set once `openat2` turned out not to be there (old kernel, seccomp).
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+/// Opens the directory `name` in `parent`, never following a symlink.
+pub fn open_dir(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
+    if !NO_OPENAT2.load(Ordering::Relaxed) {
+        let how = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        match rfs::openat2(parent, name, DIR_FLAGS, Mode::empty(), how) {
+            Err(Errno::NOSYS | Errno::PERM | Errno::INVAL | Errno::TOOBIG) => {
+                NO_OPENAT2.store(true, Ordering::Relaxed);
+            }
+            r => return Ok(r?),
+        }
+    }
+    Ok(rfs::openat(parent, name, DIR_FLAGS, Mode::empty())?)
+}
+
+/// Makes the directory `name` in `parent`, private (0700) until its
+/// metadata is set; false when something is there already.
+pub fn make_dir(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
+    match rfs::mkdirat(parent, name, Mode::RWXU) {
+        Ok(()) => Ok(true),
+        Err(Errno::EXIST) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates a new, empty regular file (0600) under a fresh temporary name
+/// for `name` in `dir`; nothing that is already there is opened.
+pub fn create_temp(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(File, CString, Ident)> {
+    let flags = OFlags::WRONLY
+        | OFlags::CREATE
+        | OFlags::EXCL
+        | OFlags::NOFOLLOW
+        | OFlags::CLOEXEC
+        | OFlags::NOCTTY;
+    let (fd, tmp) = with_temp_name(name, |t| {
+        rfs::openat(dir, t, flags, Mode::RUSR | Mode::WUSR)
+    })?;
+    let id = ident_of(fd.as_fd())?;
+    Ok((File::from(fd), tmp, id))
+}
+
+/// Opens for writing again the temporary file `tmp` made as inode `id`,
+/// refusing whatever else is found under that name (never a symlink
+/// followed, a FIFO waited on or a terminal taken).
+pub fn reopen_temp(dir: BorrowedFd<'_>, tmp: &CStr, id: Ident) -> io::Result<File> {
+    let flags =
+        OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = rfs::openat(dir, tmp, flags, Mode::empty())?;
+    if ident_of(fd.as_fd())? != id {
+        return Err(replaced());
+    }
+    Ok(File::from(fd))
+}
+
+/// Renames `from` to `to` in `dir`, replacing a non-directory there.
+pub fn rename(dir: BorrowedFd<'_>, from: &CStr, to: &CStr) -> io::Result<()> {
+    Ok(rfs::renameat(dir, from, dir, to)?)
+}
+
+/// Removes the non-directory `name` from `dir`; nothing there is fine.
+pub fn remove(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    match rfs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes the temporary names an earlier restore left in `dir` (killed
+/// before it could); returns how many.
+pub fn remove_stale_temps(dir: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut n = 0;
+    for e in rfs::Dir::read_from(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        if is_temp_name(name.to_bytes()) && e.file_type() != FileType::Directory {
+            remove(dir, name)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Makes a symlink to `target` under a fresh temporary name for `name`.
+pub fn symlink_temp(dir: BorrowedFd<'_>, target: &[u8], name: &[u8]) -> io::Result<CString> {
+    let target = CString::new(target)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "link target holds NUL"))?;
+    Ok(with_temp_name(name, |t| rfs::symlinkat(target.as_c_str(), dir, t))?.1)
+}
+
+/// Makes a FIFO or device node (0600) under a fresh temporary name.
+pub fn node_temp(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    kind: FileType,
+    rdev: u64,
+) -> io::Result<CString> {
+    let mode = Mode::RUSR | Mode::WUSR;
+    Ok(with_temp_name(name, |t| rfs::mknodat(dir, t, kind, mode, rdev as rfs::Dev))?.1)
+}
+
+/// Opens what restore just made under `tmp` without following it: an
+/// `O_PATH` descriptor (nothing read, no device opened) or, for a FIFO, a
+/// non-blocking read descriptor. It must be of `kind`, owned by this
+/// process's user (nobody else can make such an entry ours) and, for a
+/// device, of `rdev`.
+#[allow(clippy::unnecessary_cast)] // st_rdev is not u64 everywhere
+pub fn open_made(
+    dir: BorrowedFd<'_>,
+    tmp: &CStr,
+    kind: FileType,
+    rdev: u64,
+) -> io::Result<OwnedFd> {
+    let flags = match kind {
+        FileType::Fifo => OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+        _ => OFlags::PATH,
+    };
+    let fd = rfs::openat(
+        dir,
+        tmp,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rfs::fstat(&fd)?;
+    let device = matches!(kind, FileType::CharacterDevice | FileType::BlockDevice);
+    if FileType::from_raw_mode(st.st_mode) != kind
+        || st.st_uid != euid()
+        || (device && st.st_rdev as u64 != rdev)
+    {
+        return Err(replaced());
+    }
+    Ok(fd)
+}
+
+/// This process's effective uid (asked once).
+fn euid() -> u32 {
+    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *EUID.get_or_init(|| rustix::process::geteuid().as_raw())
+}
+
+/// Makes a hard link to `from` (in `from_dir`), which must be inode `id`,
+/// under a fresh temporary name for `name` in `dir`.
+pub fn link_temp(
+    from_dir: BorrowedFd<'_>,
+    from: &CStr,
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    id: Ident,
+) -> io::Result<CString> {
+    let (_, tmp) = with_temp_name(name, |t| {
+        rfs::linkat(from_dir, from, dir, t, AtFlags::empty())
+    })?;
+    match rfs::statat(dir, tmp.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if ident(&st) == id => Ok(tmp),
+        other => {
+            let _ = remove(dir, &tmp);
+            Err(other.err().map_or_else(replaced, io::Error::from))
+        }
+    }
+}
+
+fn times(mtime_ns: i64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime_ns.div_euclid(1_000_000_000),
+        tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+/// A uid and gid to set; -1 (which would mean "leave as it is") is left.
+fn ids(uid: u32, gid: u32) -> (Option<Uid>, Option<Gid>) {
+    (
+        (uid != u32::MAX).then(|| Uid::from_raw(uid)),
+        (gid != u32::MAX).then(|| Gid::from_raw(gid)),
+    )
+}
+
+/// Sets owner and group of what `fd` (an open file) refers to.
+pub fn chown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    let (u, g) = ids(uid, gid);
+    Ok(rfs::fchown(fd, u, g)?)
+}
+
+/// Sets owner and group of what an `O_PATH` descriptor refers to (a
+/// symlink itself, a device node), never following it.
+pub fn chown_path_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    let (u, g) = ids(uid, gid);
+    let flags = AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW;
+    Ok(rfs::chownat(fd, c"", u, g, flags)?)
+}
+
+/// Sets the permission and set-id bits of an open file.
+pub fn chmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    Ok(rfs::fchmod(fd, Mode::from_raw_mode(mode & 0o7777))?)
+}
+
+/// The name under `/proc/self/fd` of the inode an `O_PATH` descriptor
+/// refers to: following it reaches exactly that inode.
+fn proc_path(fd: BorrowedFd<'_>) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Sets the mode of what an `O_PATH` descriptor refers to (a device node,
+/// which cannot be opened without side effects). Needs /proc.
+pub fn chmod_path_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    let mode = Mode::from_raw_mode(mode & 0o7777);
+    Ok(rfs::chmodat(
+        rfs::CWD,
+        proc_path(fd),
+        mode,
+        AtFlags::empty(),
+    )?)
+}
+
+/// Sets an extended attribute of an open file.
+pub fn set_xattr(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> io::Result<()> {
+    Ok(rfs::fsetxattr(fd, name, value, XattrFlags::empty())?)
+}
+
+/// Sets an extended attribute of what an `O_PATH` descriptor refers to.
+pub fn set_xattr_path_fd(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> io::Result<()> {
+    Ok(rfs::setxattr(
+        proc_path(fd),
+        name,
+        value,
+        XattrFlags::empty(),
+    )?)
+}
+
+/// Sets access and modification time of an open file to `mtime_ns`.
+pub fn set_times(fd: BorrowedFd<'_>, mtime_ns: i64) -> io::Result<()> {
+    Ok(rfs::futimens(fd, &times(mtime_ns))?)
+}
+
+/// Sets the times of what an `O_PATH` descriptor refers to, never
+/// following it; kernels before 5.8 cannot, and then the times of `name`
+/// in `dir` are set (times only: nothing is given away if it was swapped).
+pub fn set_times_path_fd(
+    fd: BorrowedFd<'_>,
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    mtime_ns: i64,
+) -> io::Result<()> {
+    let t = times(mtime_ns);
+    match rfs::utimensat(fd, c"", &t, AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW) {
+        Err(Errno::INVAL) => Ok(rfs::utimensat(dir, name, &t, AtFlags::SYMLINK_NOFOLLOW)?),
+        r => Ok(r?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_names_are_recognised_and_fit() {
+        for name in [&b"a"[..], b"file.txt", &[b'x'; 255]] {
+            let t = temp_name(name);
+            let b = t.to_bytes();
+            assert!(b.len() <= NAME_MAX, "{}", b.len());
+            assert!(is_temp_name(b), "{t:?}");
+        }
+        for not in [
+            &b"file"[..],
+            b".file.snap-tmp-",
+            b".f.snap-tmp-0123456789abcdeg",
+            b"f.snap-tmp-0123456789abcdef",
+            b".f.snap-tmp-0123456789ABCDEF",
+        ] {
+            assert!(!is_temp_name(not), "{}", String::from_utf8_lossy(not));
+        }
+        assert!(is_temp_name(b".f.snap-tmp-0123456789abcdef"));
+    }
+
+    #[test]
+    fn names_that_are_not_one_component_are_refused() {
+        for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
+            assert!(cname(bad).is_err());
+        }
+        assert!(cname(b"...").is_ok());
+    }
+}

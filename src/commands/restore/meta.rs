@@ -1,0 +1,131 @@
+//! Metadata (owner, xattrs, mode, times, in that order: a change of owner
+//! clears set-id bits) set on descriptors, never on paths; and the entries
+//! that are neither files nor directories (symlinks, FIFOs, device nodes),
+//! each made under a temporary name, given its metadata and renamed into
+//! place. Sockets, and device nodes when not root, are not recreated: a
+//! warning, not damage.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+
+use rustix::fs::FileType;
+
+use super::dirfd;
+use super::dirs::Dirs;
+use super::plan::Plan;
+use super::Problems;
+use crate::format::tree::{Node, NodeKind};
+use crate::{Error, Result};
+
+/// Whether restore runs as root (and so restores owners and devices).
+pub fn is_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOT.get_or_init(|| rustix::process::geteuid().is_root())
+}
+
+/// Sets owner (as root), xattrs, mode and times of an open file, as
+/// [`apply_fd`], with the bare I/O error.
+pub fn set_all(fd: BorrowedFd<'_>, n: &Node) -> std::io::Result<()> {
+    if is_root() {
+        dirfd::chown(fd, n.uid, n.gid)?;
+    }
+    for (k, v) in &n.xattrs {
+        // As at backup: an xattr this file system refuses is not fatal.
+        let _ = dirfd::set_xattr(fd, k, v);
+    }
+    dirfd::chmod(fd, n.mode)?;
+    dirfd::set_times(fd, n.mtime_ns)
+}
+
+/// Sets owner (as root), xattrs, mode and times of an open file,
+/// directory or FIFO.
+pub fn apply_fd(fd: BorrowedFd<'_>, n: &Node, path: &Path) -> Result<()> {
+    set_all(fd, n).map_err(|e| Error::io(path, e))
+}
+
+/// Whether an entry was made.
+pub enum Made {
+    /// Made and in place.
+    Yes,
+    /// A kind restore does not recreate here.
+    NotHere,
+}
+
+/// Makes the symlink, FIFO or device node `n` in `dir`.
+fn make_other(dir: BorrowedFd<'_>, n: &Node) -> std::io::Result<Made> {
+    let name = dirfd::cname(&n.name)?;
+    let (kind, tmp) = match n.kind {
+        NodeKind::Symlink => {
+            let target = n.link_target.as_deref().unwrap_or_default();
+            (
+                FileType::Symlink,
+                dirfd::symlink_temp(dir, target, &n.name)?,
+            )
+        }
+        NodeKind::Fifo => (
+            FileType::Fifo,
+            dirfd::node_temp(dir, &n.name, FileType::Fifo, 0)?,
+        ),
+        NodeKind::CharDevice | NodeKind::BlockDevice if is_root() => {
+            let kind = if n.kind == NodeKind::CharDevice {
+                FileType::CharacterDevice
+            } else {
+                FileType::BlockDevice
+            };
+            (kind, dirfd::node_temp(dir, &n.name, kind, n.rdev)?)
+        }
+        _ => return Ok(Made::NotHere),
+    };
+    let done = (|| {
+        let fd = dirfd::open_made(dir, &tmp, kind, n.rdev)?;
+        let fd = fd.as_fd();
+        match kind {
+            FileType::Fifo => set_all(fd, n)?,
+            _ => {
+                if is_root() {
+                    dirfd::chown_path_fd(fd, n.uid, n.gid)?;
+                }
+                if kind != FileType::Symlink {
+                    for (k, v) in &n.xattrs {
+                        let _ = dirfd::set_xattr_path_fd(fd, k, v);
+                    }
+                    dirfd::chmod_path_fd(fd, n.mode)?;
+                }
+                dirfd::set_times_path_fd(fd, dir, &tmp, n.mtime_ns)?;
+            }
+        }
+        dirfd::rename(dir, &tmp, &name)
+    })();
+    if let Err(e) = done {
+        let _ = dirfd::remove(dir, &tmp);
+        return Err(e);
+    }
+    Ok(Made::Yes)
+}
+
+/// Makes every symlink, FIFO and device node of the plan; returns how
+/// many were made.
+pub fn make_others(plan: &Plan, dirs: &Dirs<'_>, problems: &Problems) -> Result<u64> {
+    let mut n = 0;
+    for o in &plan.others {
+        crate::interrupt::check()?;
+        let Ok(dir) = dirs.get(o.dir) else {
+            continue;
+        };
+        let path = plan.path_of(o.dir, &o.node.name);
+        match make_other(dir.as_fd(), &o.node) {
+            Ok(Made::Yes) => n += 1,
+            Ok(Made::NotHere) => problems.warn(format!(
+                "{}: {} not recreated (restore cannot create this kind here)",
+                path.display(),
+                crate::commands::ls::kind_name(o.node.kind)
+            )),
+            Err(e) if dirfd::is_dir_in_the_way(&e) => problems.fail(format!(
+                "{}: NOT restored (a directory is in its place in the target: move it away)",
+                path.display()
+            )),
+            Err(e) => problems.fail(format!("{}: NOT restored ({e})", path.display())),
+        }
+    }
+    Ok(n)
+}
