@@ -43,6 +43,9 @@ pub struct Global {
     pub options: Vec<String>,
 }
 
+// Parsed once per run: the size of the largest variant (create's many
+// flags) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a new repository.
@@ -212,6 +215,39 @@ pub struct CreateArgs {
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Like --exclude, regardless of case (repeatable).
+    #[arg(long = "iexclude", value_name = "PATTERN")]
+    pub iexcludes: Vec<String>,
+    /// Like --exclude-file, regardless of case (repeatable).
+    #[arg(long = "iexclude-file", value_name = "FILE")]
+    pub iexclude_files: Vec<PathBuf>,
+    /// Leave out the contents of directories that hold file NAME (starting
+    /// with HEADER, if given); NAME itself is kept (repeatable).
+    #[arg(long = "exclude-if-present", value_name = "NAME[:HEADER]")]
+    pub exclude_if_present: Vec<String>,
+    /// Leave out files larger than SIZE (e.g. 500M, 2G; sources given
+    /// by name are kept).
+    #[arg(long, value_name = "SIZE")]
+    pub exclude_larger_than: Option<String>,
+    /// Back up the paths and globs listed in FILE, one per line (`#`
+    /// comments; repeatable).
+    #[arg(long = "files-from", value_name = "FILE")]
+    pub files_from: Vec<PathBuf>,
+    /// Back up the paths listed in FILE, one per line, exactly as written
+    /// (repeatable).
+    #[arg(long = "files-from-verbatim", value_name = "FILE")]
+    pub files_from_verbatim: Vec<PathBuf>,
+    /// Back up the paths listed in FILE, separated by NUL bytes (`find
+    /// -print0`; repeatable).
+    #[arg(long = "files-from-raw", value_name = "FILE")]
+    pub files_from_raw: Vec<PathBuf>,
+    /// Show what would be read and added; store nothing, take no lock,
+    /// save no snapshot.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Save no snapshot when nothing changed since the parent.
+    #[arg(long)]
+    pub skip_if_unchanged: bool,
 }
 
 #[derive(Debug, Args)]

@@ -398,13 +398,14 @@ fn run_create(cli: &Cli, a: &CreateArgs, p: &Printer) -> Result<i32> {
         None => None,
     };
     let mut streams_v = Vec::new();
-    if a.paths.is_empty()
+    let paths = super::create_extra::source_paths(a, p)?;
+    if paths.is_empty()
         && a.from_command.is_empty()
         && a.from_shell.is_empty()
         && a.stdin_name.is_none()
     {
         return Err(usage(
-            "nothing to back up: give paths, --from-command, --from-shell or --stdin-name",
+            "nothing to back up: give paths, --files-from, --from-command, --from-shell or --stdin-name",
         ));
     }
     for spec in &a.from_command {
@@ -417,7 +418,7 @@ fn run_create(cli: &Cli, a: &CreateArgs, p: &Printer) -> Result<i32> {
         streams_v.push(streams::StreamSource::stdin(name)?);
     }
     let opts = create::CreateOptions {
-        paths: a.paths.clone(),
+        paths,
         streams: streams_v,
         tags: a.tags.clone(),
         host: a.host.clone(),
@@ -426,15 +427,29 @@ fn run_create(cli: &Cli, a: &CreateArgs, p: &Printer) -> Result<i32> {
             &a.exclude_files,
             a.exclude_caches,
             a.one_file_system,
-        )?,
+        )?
+        .with_iexcludes(&a.iexcludes, &a.iexclude_files)?
+        .with_if_present(&a.exclude_if_present)?
+        .with_larger_than(
+            a.exclude_larger_than
+                .as_deref()
+                .map(super::prune::parse_size)
+                .transpose()?,
+        ),
         time_ns: a.time.as_deref().map(parse_time).transpose()?,
         parent: a.parent.clone(),
         full: a.full,
         threads: a.threads,
+        dry_run: a.dry_run,
+        skip_if_unchanged: a.skip_if_unchanged,
     };
     let repo = open_repo(cli)?;
     let report = create::run(repo, opts)?;
-    p.create(&report);
+    if report.dry_run.is_some() || report.skipped {
+        super::create_extra::print(p, &report);
+    } else {
+        p.create(&report);
+    }
     Ok(if report.incomplete {
         exit::INCOMPLETE
     } else {
