@@ -1,4 +1,4 @@
-//! Failpoints: named places in `create`, `prune`, `sync` and `restore`
+//! Failpoints: named places in `create`, `prune`, `sync`, `restore` and `tag`
 //! where a test can kill the process, make it fail or pause it, to check
 //! that a crash or an interleaving of two processes at that step never
 //! loses data (or, for `restore`, that a change made to the target while it
@@ -349,7 +349,10 @@ mod tests {
             assert!(super::listed(n));
             assert!(!super::ALL[..i].contains(n), "{n} twice");
             let cmd = n.split('.').next().unwrap();
-            assert!(["create", "prune", "sync", "restore"].contains(&cmd), "{n}");
+            assert!(
+                ["create", "prune", "sync", "restore", "tag"].contains(&cmd),
+                "{n}"
+            );
         }
         assert!(!super::listed("create.nowhere"));
     }
