@@ -17,6 +17,7 @@ macro_rules! say {
 }
 
 mod args;
+mod jobs;
 mod output;
 mod password;
 mod prune;
@@ -42,4 +43,8 @@ pub mod exit {
     pub const DAMAGED: i32 = 11;
     /// Wrong password.
     pub const WRONG_PASSWORD: i32 = 12;
+    /// `snap run`: a step of the job failed (the summary says which).
+    pub const JOB_FAILED: i32 = 20;
+    /// `snap run`: skipped, another run of the job holds its lock.
+    pub const JOB_SKIPPED: i32 = 21;
 }

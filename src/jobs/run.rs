@@ -40,6 +40,10 @@ use crate::repository::{Repository, SnapshotFilter};
 use crate::source::Excludes;
 use crate::{Error, Result};
 
+/// What `commands::streams` puts between a failed dump's message and
+/// the tail of its stderr.
+const STREAM_STDERR: &str = "; its stderr (last lines):\n";
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -426,7 +430,19 @@ pub fn run_job(
                     }
                     o
                 }
-                Err(e) => Outcome::failed(format!("{e}"), json!({ "snapshot_kept": false })),
+                Err(e) => {
+                    // A dump's error ends with the tail of its stderr
+                    // (`commands::streams`): that goes to its own field.
+                    let text = e.to_string();
+                    let (msg, tail) = match text.split_once(STREAM_STDERR) {
+                        Some((m, t)) => (m.to_string(), Some(t.trim().to_string())),
+                        None => (text, None),
+                    };
+                    Outcome {
+                        stderr_tail: tail,
+                        ..Outcome::failed(msg, json!({ "snapshot_kept": false }))
+                    }
+                }
             }
         });
         if let (Some(repo), Some(made)) = (repo, made) {
