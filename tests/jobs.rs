@@ -715,3 +715,45 @@ fn min_free_removes_the_oldest_snapshots_but_never_the_newest() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0]["short_id"], s["snapshot"]);
 }
+
+#[test]
+fn sigterm_stops_the_run_and_the_way_out_hooks_still_run() {
+    let job = Job::new("", "");
+    let started = job.env.path("started");
+    job.write_config(
+        &format!(
+            "hooks.before = [\"touch {s}; sleep 600\"]\nhooks.failed = [\"{f}\"]\nhooks.finally = [\"{fi}\"]",
+            s = started.display(),
+            f = job.logger("failed"),
+            fi = job.logger("finally"),
+        ),
+        "",
+    );
+    let child = job
+        .cmd(&["--json", "run", "app"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&started);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 143, "{}", stderr(&out));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["status"], "failed");
+    assert_eq!(s["failed_step"], "before");
+    let log = job.log_lines();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(
+        log[0].starts_with("failed app failed failed [] [before]"),
+        "{}",
+        log[0]
+    );
+    assert!(
+        log[1].starts_with("finally app finally failed"),
+        "{}",
+        log[1]
+    );
+    assert!(job.snapshots().is_empty());
+}
