@@ -48,10 +48,10 @@ fn coverage_grows_across_runs_to_the_whole_snapshot() {
         assert_eq!(cov["new_round"], false);
         // Each run verifies files no run verified before.
         let sampled = r["sampled_files"].as_u64().unwrap();
-        assert_eq!(sampled, *want as u64 - before);
+        assert_eq!(sampled, *want - before);
         assert_eq!(r["verified_files"], sampled);
         assert_eq!(r["compared_with_source"], sampled, "{r:#}");
-        before = *want as u64;
+        before = *want;
     }
     let (_, r, _) = verify(&env, &["--sample", "30%"]);
     assert_eq!(r["coverage"]["files_pct"], 100.0 * 3.0 / 10.0);

@@ -447,7 +447,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (t, 1),
     };
     let n: f64 = num.trim().parse().ok()?;
-    (n >= 0.0 && n.is_finite()).then(|| (n * mult as f64) as u64)
+    (n >= 0.0 && n.is_finite()).then_some((n * mult as f64) as u64)
 }
 
 /// Parses a percentage, `5%` or `5` or `0.5%`, in (0, 100].
@@ -519,8 +519,10 @@ fn drill(v: &Value<'_, '_>, timeout: Duration) -> CResult<Drill> {
 
 fn notify(v: &Value<'_, '_>, timeout: Duration) -> CResult<Notify> {
     let t = v.table()?;
-    let mut n = Notify::default();
-    n.command = t.get("command").map(|c| command(&c, timeout)).transpose()?;
+    let mut n = Notify {
+        command: t.get("command").map(|c| command(&c, timeout)).transpose()?,
+        ..Notify::default()
+    };
     if let Some(uv) = t.get("url") {
         let u = uv.str()?;
         if !(u.starts_with("http://") || u.starts_with("https://")) {

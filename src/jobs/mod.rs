@@ -20,7 +20,7 @@
 //! * [`notify`]: the notification command and healthchecks-style URL;
 //! * [`drill`], [`coverage`]: `snap verify`, the restore drill, and its
 //!   record of what was verified;
-//! * [`space`]: `keep.min_free`;
+//! * [`space`] makes room for `keep.min_free`;
 //! * [`record`]: the last run and last success of each job, for
 //!   `snap status`.
 
