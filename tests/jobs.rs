@@ -757,3 +757,125 @@ fn sigterm_stops_the_run_and_the_way_out_hooks_still_run() {
     );
     assert!(job.snapshots().is_empty());
 }
+
+#[test]
+fn schedule_prints_units_that_systemd_accepts_and_a_crontab_line() {
+    let job = Job::new("schedule = \"daily 02:30\"", "");
+    let out = job.run(&["schedule", "app"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("OnCalendar=*-*-* 02:30:00\n"), "{text}");
+    assert!(text.contains("Persistent=true\n"), "{text}");
+    assert!(
+        text.contains(&format!(" run app --config {}\n", job.config.display())),
+        "{text}"
+    );
+
+    let units = job.env.path("units");
+    let out = job.run(&[
+        "schedule",
+        "app",
+        "--weekly",
+        "--at",
+        "03:15",
+        "--install",
+        "--unit-dir",
+        units.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let timer = std::fs::read_to_string(units.join("snap-app.timer")).unwrap();
+    assert!(timer.contains("OnCalendar=Mon *-*-* 03:15:00\n"), "{timer}");
+    let service = std::fs::read_to_string(units.join("snap-app.service")).unwrap();
+    assert!(service.contains("Type=oneshot\n"), "{service}");
+    match Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(units.join("snap-app.timer"))
+        .arg(units.join("snap-app.service"))
+        .output()
+    {
+        Ok(v) => assert!(
+            v.status.success(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&v.stderr)
+        ),
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("*** systemd-analyze not found: units not verified ***")
+        }
+        Err(e) => panic!("systemd-analyze: {e}"),
+    }
+
+    let out = job.run(&["schedule", "app", "--hourly", "--at", ":05", "--cron"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let line = stdout(&out);
+    assert!(line.starts_with("5 * * * * "), "{line}");
+    assert!(
+        line.trim_end().ends_with(&format!(
+            "run app --config {} --quiet",
+            job.config.display()
+        )),
+        "{line}"
+    );
+    let out = job.run(&[
+        "schedule",
+        "app",
+        "--calendar",
+        "Mon..Fri *-*-* 22:00",
+        "--cron",
+    ]);
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("cron cannot express"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn status_shows_the_last_run_the_last_success_and_what_is_overdue() {
+    let job = Job::new("schedule = \"hourly\"", "");
+    let status = |j: &Job| -> (i32, Value) {
+        let out = j.run(&["--json", "status"]);
+        (code(&out), serde_json::from_slice(&out.stdout).unwrap())
+    };
+    let (c, s) = status(&job);
+    assert_eq!(c, 0);
+    assert_eq!(s[0]["state"], "never_ran");
+    let (_, run) = job.run_json();
+    let (c, s) = status(&job);
+    assert_eq!(c, 0);
+    assert_eq!(s[0]["state"], "ok");
+    assert_eq!(s[0]["last_success"]["snapshot"], run["snapshot"]);
+    assert_eq!(s[0]["schedule"], "*-*-* *:00:00");
+    // A failed run: the last success stays, the state says failed.
+    job.write_config("schedule = \"hourly\"\nhooks.before = [\"exit 1\"]", "");
+    job.run_json();
+    let (c, s) = status(&job);
+    assert_eq!(c, JOB_FAILED);
+    assert_eq!(s[0]["state"], "failed");
+    assert_eq!(s[0]["last_run"]["failed_step"], "before");
+    assert_eq!(s[0]["last_success"]["snapshot"], run["snapshot"]);
+    // The last success three hours ago, hourly: overdue.
+    let rec_path = job.env.cache.join("jobs/app.json");
+    let mut rec: Value = serde_json::from_slice(&std::fs::read(&rec_path).unwrap()).unwrap();
+    rec["last"] = rec["last_success"].clone();
+    rec["last_success"]["started"] = "2000-01-01T00:00:00Z".into();
+    std::fs::write(&rec_path, rec.to_string()).unwrap();
+    let (c, s) = status(&job);
+    assert_eq!(c, JOB_FAILED);
+    assert_eq!(s[0]["state"], "overdue");
+    // A run going on now is named.
+    let (blocking, started, release) = blocking_job();
+    let first = blocking
+        .cmd(&["run", "app"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&started);
+    let (_, s) = status(&blocking);
+    let running = s[0]["running"].as_str().unwrap_or("");
+    assert!(running.contains(&format!("pid {}", first.id())), "{s:#}");
+    std::fs::write(&release, "").unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(code(&first), 0);
+}

@@ -76,6 +76,10 @@ pub enum Command {
     Run(super::jobs::RunArgs),
     /// Restore a sample of a snapshot's files and verify them (the drill).
     Verify(super::jobs::VerifyArgs),
+    /// Print (or install) a systemd timer or crontab line that runs a job.
+    Schedule(super::jobs::ScheduleArgs),
+    /// Each job's last run, last success, and whether it is overdue.
+    Status(super::jobs::StatusArgs),
     /// Remove locks of snap processes that are gone (and say which were kept, and why).
     Unlock {
         /// Remove every lock, also of processes that may be running elsewhere.

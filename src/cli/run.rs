@@ -313,6 +313,8 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         }
         Command::Run(a) => super::jobs::run(cli, a, p),
         Command::Verify(a) => super::jobs::verify(cli, a, p),
+        Command::Schedule(a) => super::jobs::schedule(a, p),
+        Command::Status(a) => super::jobs::status(a, p),
         Command::Unlock { remove_all } => {
             let repo = open_repo(cli)?;
             let r = commands::unlock::run(&repo, *remove_all)?;

@@ -222,7 +222,7 @@ pub struct Job {
     /// Default timeout of the job's commands.
     pub timeout: Duration,
     /// How often the job is meant to run (`snap schedule`, `snap status`).
-    pub schedule: Option<String>,
+    pub schedule: Option<super::schedule::Schedule>,
 }
 
 impl Config {
@@ -690,7 +690,16 @@ fn job(name: &str, v: &Value<'_, '_>, repos: &[RepositoryConfig]) -> CResult<Job
             .transpose()?
             .unwrap_or_default(),
         timeout,
-        schedule: t.str("schedule")?,
+        schedule: match t.get("schedule") {
+            None => None,
+            Some(sv) => Some(
+                super::schedule::Schedule::parse(&sv.str()?).map_err(|e| {
+                    sv.error(format!(
+                        "{e} (e.g. \"daily 02:30\", \"hourly :15\", \"weekly\", or a systemd calendar expression)"
+                    ))
+                })?,
+            ),
+        },
     };
     t.finish(&[
         "repository",

@@ -21,8 +21,9 @@
 //! * [`drill`], [`coverage`]: `snap verify`, the restore drill, and its
 //!   record of what was verified;
 //! * [`space`] makes room for `keep.min_free`;
-//! * [`record`]: the last run and last success of each job, for
-//!   `snap status`.
+//! * [`record`], [`status`]: the last run and last success of each job,
+//!   and `snap status`;
+//! * [`schedule`]: systemd timers and crontab lines for `snap schedule`.
 
 pub mod config;
 pub mod coverage;
@@ -34,8 +35,10 @@ pub mod notify;
 pub mod record;
 pub mod repos;
 pub mod run;
+pub mod schedule;
 pub mod space;
 mod spanned;
+pub mod status;
 pub mod summary;
 
 use std::path::PathBuf;
