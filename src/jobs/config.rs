@@ -342,6 +342,24 @@ fn repository(name: &str, v: &Value<'_, '_>) -> CResult<RepositoryConfig> {
     let mut options = Vec::new();
     if let Some(o) = t.table("options")? {
         for (k, ov) in o.entries() {
+            let lower = k.to_ascii_lowercase();
+            if [
+                "secret",
+                "password",
+                "token",
+                "sas",
+                "account_key",
+                "access_key",
+            ]
+            .iter()
+            .any(|w| lower.contains(w))
+            {
+                return Err(ov.error(
+                    "credentials are never written in the configuration: give them in the \
+                     environment of snap (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, \
+                     AZURE_STORAGE_ACCOUNT_KEY, GOOGLE_APPLICATION_CREDENTIALS, ...)",
+                ));
+            }
             let val = if ov.is_str() {
                 ov.str()?
             } else if let Ok(b) = ov.bool() {
@@ -813,6 +831,8 @@ timeout = "30m"
             err("[repositories.r]\npath = \"/r\"\n[jobs.a]\npaths = [\"/a\", \"rel\"]\n"),
             "snap.toml:4: jobs.a.paths[1]: \"rel\" is not an absolute path (a job may run from any directory)"
         );
+        assert!(err("[repositories.r]\nurl = \"s3://b/p\"\noptions = { secret_access_key = \"x\" }\n[jobs.a]\npaths = [\"/a\"]\n")
+            .starts_with("snap.toml:3: repositories.r.options.secret_access_key: credentials are never written"));
         assert!(err(&format!("{base}notify.on = [\"failur\"]\n"))
             .contains("(did you mean \"failure\"?)"));
         assert!(err(&format!("{base}hooks.befor = [\"x\"]\n")).starts_with(
