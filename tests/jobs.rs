@@ -879,3 +879,43 @@ fn status_shows_the_last_run_the_last_success_and_what_is_overdue() {
     let first = first.wait_with_output().unwrap();
     assert_eq!(code(&first), 0);
 }
+
+#[test]
+fn run_all_runs_every_job_and_exits_with_the_worst_outcome() {
+    let job = Job::new("", "");
+    let extra = format!(
+        "[jobs.bad]\npaths = [{:?}]\nhooks.before = [\"exit 1\"]\n\n[jobs.other]\npaths = [{:?}]\n",
+        job.src.display().to_string(),
+        job.src.join("sub").display().to_string()
+    );
+    job.write_config("", &extra);
+    let out = job.run(&["--json", "run", "--all"]);
+    assert_eq!(code(&out), JOB_FAILED, "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<(String, String)> = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["job"].as_str().unwrap().into(),
+                s["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("app".into(), "success".into()),
+            ("bad".into(), "failed".into()),
+            ("other".into(), "success".into())
+        ]
+    );
+    // Each job's snapshots carry its own tag.
+    let tags: Vec<String> = job
+        .snapshots()
+        .iter()
+        .map(|s| s["tags"][0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tags, ["app", "other"]);
+}

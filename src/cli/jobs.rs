@@ -42,8 +42,9 @@ pub struct RunArgs {
     /// 30m) before giving up (default: give up at once).
     #[arg(long, value_name = "DURATION")]
     pub wait: Option<String>,
-    /// Print one JSON event per line as each step starts and ends.
-    #[arg(long, conflicts_with = "json")]
+    /// Print one JSON event per line as each step starts and ends (the
+    /// last one, `job_finished`, holds the summary; replaces --json).
+    #[arg(long)]
     pub json_lines: bool,
 }
 
@@ -156,7 +157,7 @@ pub fn run(cli: &Cli, a: &RunArgs, p: &Printer) -> Result<i32> {
         code = worst(code, code_of(s.status));
         all.push(s);
     }
-    if p.json {
+    if p.json && !a.json_lines {
         if a.all {
             say!(
                 "{}",

@@ -136,6 +136,8 @@ pub struct Drill {
     pub against_source: bool,
     /// Every dump is piped into this command.
     pub dump_command: Option<Cmd>,
+    /// Where to restore the sample (default: in the repository's cache).
+    pub scratch: Option<PathBuf>,
 }
 
 /// `hooks`.
@@ -527,11 +529,22 @@ fn drill(v: &Value<'_, '_>, timeout: Duration) -> CResult<Drill> {
         .get("dump_command")
         .map(|c| command(&c, timeout))
         .transpose()?;
-    t.finish(&["sample", "against_source", "dump_command"])?;
+    let scratch = match t.get("scratch") {
+        None => None,
+        Some(sv) => {
+            let p = sv.str()?;
+            if !p.starts_with('/') {
+                return Err(sv.error(format!("{p:?} is not an absolute path")));
+            }
+            Some(PathBuf::from(p))
+        }
+    };
+    t.finish(&["sample", "against_source", "dump_command", "scratch"])?;
     Ok(Drill {
         sample_pct,
         against_source,
         dump_command,
+        scratch,
     })
 }
 

@@ -528,7 +528,7 @@ fn after_snapshot(
                     sample_pct: d.sample_pct,
                     against_source: d.against_source,
                     dump_command: d.dump_command.clone(),
-                    scratch: None,
+                    scratch: d.scratch.clone(),
                 };
                 let found = repo
                     .resolve_snapshot_id(made)
