@@ -75,11 +75,11 @@ pub enum Command {
     /// retention, sync, restore drill, notifications (docs/jobs.md).
     Run(super::jobs::RunArgs),
     /// Restore a sample of a snapshot's files and verify them (the drill).
-    Verify(super::jobs::VerifyArgs),
+    Verify(super::verify::VerifyArgs),
     /// Print (or install) a systemd timer or crontab line that runs a job.
-    Schedule(super::jobs::ScheduleArgs),
+    Schedule(super::schedule::ScheduleArgs),
     /// Each job's last run, last success, and whether it is overdue.
-    Status(super::jobs::StatusArgs),
+    Status(super::schedule::StatusArgs),
     /// Remove locks of snap processes that are gone (and say which were kept, and why).
     Unlock {
         /// Remove every lock, also of processes that may be running elsewhere.

@@ -23,7 +23,9 @@ mod password;
 mod prune;
 mod repair;
 mod run;
+mod schedule;
 mod sync;
+mod verify;
 
 pub use run::main;
 

@@ -312,9 +312,9 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             super::sync::run(&repo_location(cli)?, a, p, &|| get_password(cli, false))
         }
         Command::Run(a) => super::jobs::run(cli, a, p),
-        Command::Verify(a) => super::jobs::verify(cli, a, p),
-        Command::Schedule(a) => super::jobs::schedule(a, p),
-        Command::Status(a) => super::jobs::status(a, p),
+        Command::Verify(a) => super::verify::run(cli, a, p),
+        Command::Schedule(a) => super::schedule::schedule(a, p),
+        Command::Status(a) => super::schedule::status(a, p),
         Command::Unlock { remove_all } => {
             let repo = open_repo(cli)?;
             let r = commands::unlock::run(&repo, *remove_all)?;

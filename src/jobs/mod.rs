@@ -12,7 +12,8 @@
 //!
 //! * [`config`]: the TOML file, validated on load (errors name file:line
 //!   and key; `spanned` walks the document);
-//! * [`run`]: the order of the steps and what a failure of each means;
+//! * [`run`]: the order of the steps and what a failure of each means
+//!   (`steps`: the work of each);
 //! * [`hooks`], [`exec`]: running the job's commands (timeouts kill the
 //!   whole process group; secrets never reach them);
 //! * [`lock`]: one run of a job at a time, released by the kernel when a
@@ -39,6 +40,7 @@ pub mod schedule;
 pub mod space;
 mod spanned;
 pub mod status;
+mod steps;
 pub mod summary;
 
 use std::path::PathBuf;

@@ -29,20 +29,11 @@ use super::hooks::{self, HookEnv};
 use super::lock::{self, Acquired};
 use super::notify::{self, Ping};
 use super::repos::{self, Password};
+use super::steps::{self, Outcome};
 use super::summary::{Event, Notification, Status, Step, StepStatus, Summary};
-use super::{drill, record, space};
-use crate::commands::create::{self, CreateOptions};
-use crate::commands::retention::{GroupBy, Item};
-use crate::commands::streams::{StreamInput, StreamSource};
-use crate::commands::{forget, prune, snapshots, sync};
+use super::{drill, record};
 use crate::repository::snapshots::{now_ns, rfc3339};
-use crate::repository::{Repository, SnapshotFilter};
-use crate::source::Excludes;
-use crate::{Error, Result};
-
-/// What `commands::streams` puts between a failed dump's message and
-/// the tail of its stderr.
-const STREAM_STDERR: &str = "; its stderr (last lines):\n";
+use crate::repository::Repository;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -51,40 +42,6 @@ pub struct RunOptions {
     pub wait: Duration,
     /// Where locks and run records live.
     pub state_dir: PathBuf,
-}
-
-/// What a step hands back.
-struct Outcome {
-    status: StepStatus,
-    error: Option<String>,
-    stderr_tail: Option<String>,
-    detail: serde_json::Value,
-}
-
-impl Outcome {
-    fn ok(detail: serde_json::Value) -> Outcome {
-        Outcome {
-            status: StepStatus::Ok,
-            error: None,
-            stderr_tail: None,
-            detail,
-        }
-    }
-
-    fn failed(error: String, detail: serde_json::Value) -> Outcome {
-        Outcome {
-            status: StepStatus::Failed,
-            error: Some(error),
-            stderr_tail: None,
-            detail,
-        }
-    }
-}
-
-impl From<Error> for Outcome {
-    fn from(e: Error) -> Outcome {
-        Outcome::failed(e.to_string(), serde_json::Value::Null)
-    }
 }
 
 /// One run in progress.
@@ -179,174 +136,6 @@ impl Run<'_> {
     }
 }
 
-/// The snapshots of the job (its tag, its host), oldest first.
-fn job_filter(job: &Job) -> SnapshotFilter {
-    SnapshotFilter {
-        hosts: vec![job
-            .host
-            .clone()
-            .unwrap_or_else(crate::repository::open::hostname)],
-        tags: vec![vec![job.name.clone()]],
-        ..Default::default()
-    }
-}
-
-fn create_step(repo: &Arc<Repository>, job: &Job) -> Result<create::CreateReport> {
-    let streams = job
-        .dumps
-        .iter()
-        .map(|d| StreamSource {
-            name: d.name.clone(),
-            input: StreamInput::Command(d.cmd.argv()),
-            label: match &d.cmd.program {
-                super::config::Program::Shell(_) => format!("sh -c {}", d.cmd.label()),
-                super::config::Program::Argv(_) => d.cmd.label(),
-            },
-            timeout: Some(d.cmd.timeout),
-        })
-        .collect();
-    let mut tags = vec![job.name.clone()];
-    tags.extend(job.tags.iter().filter(|t| **t != job.name).cloned());
-    let opts = CreateOptions {
-        paths: job.paths.clone(),
-        streams,
-        tags,
-        host: job.host.clone(),
-        excludes: Excludes::new(
-            &job.exclude,
-            &job.exclude_file,
-            job.exclude_caches,
-            job.one_file_system,
-        )?,
-        time_ns: None,
-        parent: None,
-        full: false,
-        threads: 0,
-    };
-    create::run(repo.clone(), opts)
-}
-
-/// Applies the job's policy to the job's snapshots only (grouped by host
-/// and paths, as `snap prune` does), never removing `made`; frees what no
-/// snapshot needs; then makes room for `min_free`.
-fn prune_step(repo: &Repository, job: &Job, keep: &super::config::Keep, made: &str) -> Outcome {
-    match prune_policy(repo, job, keep, made) {
-        Err(e) => e.into(),
-        Ok(mut detail) => {
-            let Some(min) = keep.min_free else {
-                return Outcome::ok(detail);
-            };
-            match space::free_space(repo, min, made, &job_filter(job)) {
-                Err(e) => Outcome::failed(e.to_string(), detail),
-                Ok(r) => {
-                    let error = (!r.reached).then(|| {
-                        format!(
-                            "keep.min_free: only {} free on the repository's file system, {} asked \
-                             for; only the newest snapshot of the job is left{}",
-                            human(r.free_after),
-                            human(r.min_free),
-                            if r.removed.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" (removed for space: {})", r.removed.join(", "))
-                            }
-                        )
-                    });
-                    detail["min_free"] = serde_json::to_value(&r).unwrap_or_default();
-                    match error {
-                        None => Outcome::ok(detail),
-                        Some(e) => Outcome::failed(e, detail),
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn human(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
-}
-
-fn prune_policy(
-    repo: &Repository,
-    job: &Job,
-    keep: &super::config::Keep,
-    made: &str,
-) -> Result<serde_json::Value> {
-    let rows = snapshots::run(repo, &job_filter(job))?.rows;
-    let group_by = GroupBy::default();
-    let mut groups: std::collections::BTreeMap<_, Vec<usize>> = Default::default();
-    for (i, r) in rows.iter().enumerate() {
-        groups
-            .entry(group_by.key(&r.host, &r.paths, &r.tags))
-            .or_default()
-            .push(i);
-    }
-    let mut remove = Vec::new();
-    if !keep.policy.is_empty() {
-        for members in groups.values() {
-            let items: Vec<Item> = members
-                .iter()
-                .map(|&i| Item {
-                    time_ns: rows[i].time_ns,
-                    tags: &rows[i].tags,
-                })
-                .collect();
-            let reasons = keep.policy.apply(&items, now_ns());
-            for (&i, r) in members.iter().zip(reasons) {
-                if r.is_empty() && rows[i].id != made {
-                    remove.push(rows[i].id.clone());
-                }
-            }
-        }
-    }
-    let mut detail = json!({
-        "snapshots": rows.len(),
-        "removed": remove.iter().map(|id| id[..8].to_string()).collect::<Vec<_>>(),
-    });
-    if !remove.is_empty() {
-        forget::run(repo, &remove, &SnapshotFilter::default())?;
-        let gc = prune::run(repo, &prune::PruneOptions::default())?.gc;
-        detail["gc"] = serde_json::to_value(gc).unwrap_or_default();
-    }
-    Ok(detail)
-}
-
-fn sync_step(
-    cfg: &Config,
-    job: &Job,
-    target: &str,
-    delete: bool,
-    password: &Password<'_>,
-) -> Result<sync::SyncReport> {
-    let src_cfg = cfg.repository(&job.repository).expect("validated");
-    let dst_cfg = cfg.repository(target).expect("validated");
-    let src = repos::backend(src_cfg)?;
-    let dst = repos::backend(dst_cfg)?;
-    let opts = sync::SyncOptions {
-        verify: false,
-        delete,
-        connections: 4,
-        state_dir: None,
-    };
-    let unlock = |be: Box<dyn crate::backend::Backend>, config: &[u8]| -> Result<Repository> {
-        let pw = password(src_cfg)?;
-        Repository::open_with_config(be, config, pw.as_bytes())
-    };
-    sync::run(src, dst.as_ref(), &opts, &unlock)
-}
-
 /// Runs job `job` of `cfg` once. Never fails: every failure is in the
 /// summary (`status`, `failed_step`, `error`). `events` sees each step as
 /// it starts and ends.
@@ -419,7 +208,7 @@ pub fn run_job(
                 Ok(r) => r,
                 Err(e) => return e.into(),
             };
-            match create_step(&r, job) {
+            match steps::create_step(&r, job) {
                 Ok(rep) => {
                     made = Some(rep.snapshot.clone());
                     repo = Some(r);
@@ -430,19 +219,7 @@ pub fn run_job(
                     }
                     o
                 }
-                Err(e) => {
-                    // A dump's error ends with the tail of its stderr
-                    // (`commands::streams`): that goes to its own field.
-                    let text = e.to_string();
-                    let (msg, tail) = match text.split_once(STREAM_STDERR) {
-                        Some((m, t)) => (m.to_string(), Some(t.trim().to_string())),
-                        None => (text, None),
-                    };
-                    Outcome {
-                        stderr_tail: tail,
-                        ..Outcome::failed(msg, json!({ "snapshot_kept": false }))
-                    }
-                }
+                Err(e) => steps::create_failed(e),
             }
         });
         if let (Some(repo), Some(made)) = (repo, made) {
@@ -494,7 +271,9 @@ fn after_snapshot(
     };
     if let Some(keep) = &job.keep {
         if crate::interrupt::received().is_none() {
-            run.step("prune", None, || kept(prune_step(repo, job, keep, made)));
+            run.step("prune", None, || {
+                kept(steps::prune_step(repo, job, keep, made))
+            });
         }
     }
     for target in &job.sync_to {
@@ -502,7 +281,7 @@ fn after_snapshot(
             break;
         }
         run.step("sync", Some(target), || {
-            match sync_step(cfg, job, target, job.sync_delete, password) {
+            match steps::sync_step(cfg, job, target, job.sync_delete, password) {
                 Ok(r) => {
                     let detail = serde_json::to_value(&r).unwrap_or_default();
                     let mut errs: Vec<String> = r.errors.clone();
