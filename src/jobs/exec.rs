@@ -113,14 +113,20 @@ pub fn run(
     if let Some(mut stdin) = child.stdin.take() {
         match input {
             Input::Null => {}
-            // A command that does not read its input is not an error here:
-            // its exit status says whether it worked.
+            // Written by another thread: a command that does not read its
+            // input must not keep snap waiting on a full pipe. Not reading
+            // it is no error here: the exit status says whether it worked.
             Input::Bytes(b) => {
-                let _ = stdin.write_all(b);
+                let b = b.to_vec();
+                std::thread::spawn(move || {
+                    let _ = stdin.write_all(&b);
+                });
             }
-            Input::Feed(f) => fed = Some(f(&mut stdin)),
+            Input::Feed(f) => {
+                fed = Some(f(&mut stdin));
+                let _ = stdin.flush();
+            }
         }
-        let _ = stdin.flush();
     }
     wait_exited_keep_zombie(pid);
     let (timed_out, stopped) = dog.exited();
@@ -325,6 +331,19 @@ mod tests {
             !alive
         });
         assert!(gone, "the background process {pid} survived the timeout");
+    }
+
+    #[test]
+    fn a_command_that_does_not_read_its_input_does_not_block() {
+        // The command exits at once, leaving a background process that
+        // holds its stdin open and never reads it: the command succeeded.
+        let big = vec![b'x'; 1 << 20];
+        let cmd = sh(
+            "exec 3<&0; sleep 10 <&3 2>/dev/null & exit 0",
+            Duration::from_secs(5),
+        );
+        let o = run(&cmd, &[], Input::Bytes(&big), true).unwrap();
+        assert!(o.ok, "{}", o.how);
     }
 
     #[test]
