@@ -17,12 +17,15 @@ macro_rules! say {
 }
 
 mod args;
+mod jobs;
 mod output;
 mod password;
 mod prune;
 mod repair;
 mod run;
+mod schedule;
 mod sync;
+mod verify;
 
 pub use run::main;
 
@@ -60,4 +63,8 @@ pub mod exit {
     pub const DAMAGED: i32 = 11;
     /// Wrong password.
     pub const WRONG_PASSWORD: i32 = 12;
+    /// `snap run`: a step of the job failed (the summary says which).
+    pub const JOB_FAILED: i32 = 20;
+    /// `snap run`: skipped, another run of the job holds its lock.
+    pub const JOB_SKIPPED: i32 = 21;
 }
