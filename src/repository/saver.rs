@@ -197,6 +197,8 @@ impl BlobSaver {
                 })
             })
             .collect();
+        // One read transaction for the many lookups of a run (see there).
+        shared.repo.index().share_lookups(true)?;
         Ok(BlobSaver {
             shared,
             tx: Some(tx),
@@ -324,6 +326,7 @@ impl BlobSaver {
                 }
             }
         }
+        self.shared.repo.index().share_lookups(false)?;
         let s = &self.shared.stats;
         Ok(SaveStats {
             blobs: AtomicU64::new(s.blobs.load(Ordering::Relaxed)),
@@ -344,6 +347,7 @@ impl Drop for BlobSaver {
                 p.abandon();
             }
         }
+        let _ = self.shared.repo.index().share_lookups(false);
     }
 }
 
