@@ -81,6 +81,15 @@ pub enum Command {
     Key(KeyCommand),
     /// Copy missing snapshots (raw objects) to or from another copy of this repository.
     Sync(SyncArgs),
+    /// Run a backup job of the configuration file: hooks, dumps, backup,
+    /// retention, sync, restore drill, notifications (docs/jobs.md).
+    Run(super::jobs::RunArgs),
+    /// Restore a sample of a snapshot's files and verify them (the drill).
+    Verify(super::verify::VerifyArgs),
+    /// Print (or install) a systemd timer or crontab line that runs a job.
+    Schedule(super::schedule::ScheduleArgs),
+    /// Each job's last run, last success, and whether it is overdue.
+    Status(super::schedule::StatusArgs),
     /// Remove locks of snap processes that are gone (and say which were kept, and why).
     Unlock {
         /// Remove every lock, also of processes that may be running elsewhere.

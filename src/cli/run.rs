@@ -81,6 +81,8 @@ fn stops_cleanly(c: &Command) -> bool {
             | Command::Check(_)
             | Command::Prune(_)
             | Command::Sync(_)
+            | Command::Run(_)
+            | Command::Verify(_)
     )
 }
 
@@ -186,6 +188,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn code_for(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<crate::jobs::config::ConfigError>()
+        .is_some()
+    {
+        return exit::USAGE;
+    }
     match e.downcast_ref::<Error>() {
         Some(Error::Usage(_)) => exit::USAGE,
         Some(Error::Interrupted { signal }) => 128 + signal,
@@ -206,7 +213,7 @@ fn repo_location(cli: &Cli) -> Result<String> {
         .ok_or_else(|| usage("no repository given: use --repo PATH or set SNAP_REPO"))
 }
 
-fn get_password(cli: &Cli, confirm: bool) -> Result<zeroize::Zeroizing<String>> {
+pub(super) fn get_password(cli: &Cli, confirm: bool) -> Result<zeroize::Zeroizing<String>> {
     password::get(
         cli.global.password_file.as_deref(),
         cli.global.password_command.as_deref(),
@@ -214,7 +221,7 @@ fn get_password(cli: &Cli, confirm: bool) -> Result<zeroize::Zeroizing<String>> 
     )
 }
 
-fn open_repo(cli: &Cli) -> Result<Arc<Repository>> {
+pub(super) fn open_repo(cli: &Cli) -> Result<Arc<Repository>> {
     let loc = repo_location(cli)?;
     let be = backend::open(&loc)?;
     // A missing repository or an unknown format version is reported before
@@ -318,6 +325,10 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Sync(a) => {
             super::sync::run(&repo_location(cli)?, a, p, &|| get_password(cli, false))
         }
+        Command::Run(a) => super::jobs::run(cli, a, p),
+        Command::Verify(a) => super::verify::run(cli, a, p),
+        Command::Schedule(a) => super::schedule::schedule(a, p),
+        Command::Status(a) => super::schedule::status(a, p),
         Command::Unlock { remove_all } => {
             let repo = open_repo(cli)?;
             let r = commands::unlock::run(&repo, *remove_all)?;

@@ -199,6 +199,8 @@ impl BlobSaver {
                 })
             })
             .collect();
+        // One read transaction for the many lookups of a run (see there).
+        shared.repo.index().share_lookups(true)?;
         Ok(BlobSaver {
             shared,
             tx: Some(tx),
@@ -358,6 +360,7 @@ impl BlobSaver {
                 }
             }
         }
+        self.shared.repo.index().share_lookups(false)?;
         let s = &self.shared.stats;
         Ok(SaveStats {
             blobs: AtomicU64::new(s.blobs.load(Ordering::Relaxed)),
@@ -378,6 +381,7 @@ impl Drop for BlobSaver {
                 p.abandon();
             }
         }
+        let _ = self.shared.repo.index().share_lookups(false);
     }
 }
 
