@@ -166,27 +166,8 @@ fn describe(status: ExitStatus) -> String {
 }
 
 /// Copies a reader to snap's stderr, keeping the last [`TAIL_BYTES`].
-fn tee_tail(mut r: impl Read) -> Vec<u8> {
-    let mut tail = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                let _ = std::io::stderr().write_all(&buf[..n]);
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > 2 * TAIL_BYTES {
-                    tail.drain(..tail.len() - TAIL_BYTES);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    if tail.len() > TAIL_BYTES {
-        tail.drain(..tail.len() - TAIL_BYTES);
-    }
-    tail
+fn tee_tail(r: impl Read) -> Vec<u8> {
+    crate::child::read_tail(r, TAIL_BYTES, Some(&mut std::io::stderr()))
 }
 
 /// Kills a command's process group at its deadline (or when snap is
