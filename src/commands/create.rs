@@ -137,6 +137,10 @@ pub(crate) struct Archiver<'a> {
     full: bool,
     /// `--dry-run`: the files read.
     read_log: Option<Mutex<Vec<WouldRead>>>,
+    /// A source (or a dump) differs from its node in the parent. The
+    /// directories on the way to the sources do not count: their times
+    /// change with every sibling created beside a source (`/tmp`, `/srv`).
+    source_changed: std::sync::atomic::AtomicBool,
 }
 
 thread_local! {
@@ -612,7 +616,11 @@ impl Archiver<'_> {
             let path = dir.join(OsStr::from_bytes(name));
             let before = parent.and_then(|t| t.find(name));
             let node = if child.source {
-                self.archive_path(&path, name, 0, before, Some(child))?
+                let node = self.archive_path(&path, name, 0, before, Some(child))?;
+                if node.as_ref() != before {
+                    self.source_changed.store(true, Ordering::Relaxed);
+                }
+                node
             } else {
                 self.archive_intermediate(&path, name, child, before)?
             };
@@ -854,6 +862,7 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         notices: Mutex::new(Vec::new()),
         full: opts.full,
         read_log: opts.dry_run.then(Default::default),
+        source_changed: Default::default(),
     };
     // Streams first: a failing dump aborts before anything is committed.
     let mut extra = Vec::new();
@@ -879,6 +888,10 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     let mut root = walkers.install(|| arch.archive_root(&prefixes, parent_root.as_ref()))?;
     // Virtual entries (streams) at the root; the name is reserved for them.
     for n in extra {
+        let before = parent_root.as_ref().and_then(|t| t.find(&n.name));
+        if before.map(|b| b.subtree) != Some(n.subtree) {
+            arch.source_changed.store(true, Ordering::Relaxed);
+        }
         match root.nodes.binary_search_by(|r| r.name.cmp(&n.name)) {
             Ok(i) => {
                 arch.warn(format!(
@@ -895,6 +908,7 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     notices.append(&mut arch.notices.lock().unwrap());
     let c = arch.counters;
     let read_log = arch.read_log;
+    let source_changed = arch.source_changed.into_inner();
     drop(arch.owners);
     let stats = saver.finish()?;
     let dry = read_log.map(|log| {
@@ -957,8 +971,10 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         });
     }
     let create_lock = create_lock.expect("a run that stores takes the registration");
-    let same_tree = parent.as_ref().is_some_and(|(_, p)| p.tree == root_id);
-    if opts.skip_if_unchanged && same_tree && !snap.incomplete {
+    let unchanged = parent.as_ref().is_some_and(|(_, p)| {
+        p.tree == root_id || (!prefixes.source && !source_changed && p.paths == snap.paths)
+    });
+    if opts.skip_if_unchanged && unchanged && !snap.incomplete {
         // Nothing changed since the parent: it still describes the sources.
         create_lock.release()?;
         return Ok(CreateReport {
