@@ -11,6 +11,8 @@
 //!   0600/0700); a child gets the umask snap was started with.
 //! * Command lines stored in a snapshot have their secrets masked
 //!   ([`mask_command_line`]).
+//! * What a child writes to its stderr is kept as a bounded tail for the
+//!   error message ([`read_tail`]).
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -143,6 +145,38 @@ pub fn mask_command_line<S: AsRef<str>>(words: &[S]) -> Vec<String> {
         out.push(mask_url(w));
     }
     out
+}
+
+/// Reads `r` to its end and returns its last `limit` bytes (memory stays
+/// bounded by twice that), copying everything to `echo` as it comes if
+/// given (a hook's output to snap's stderr).
+pub fn read_tail(
+    mut r: impl std::io::Read,
+    limit: usize,
+    mut echo: Option<&mut dyn std::io::Write>,
+) -> Vec<u8> {
+    let mut tail = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if let Some(w) = echo.as_mut() {
+                    let _ = w.write_all(&buf[..n]);
+                }
+                tail.extend_from_slice(&buf[..n]);
+                if tail.len() > 2 * limit {
+                    tail.drain(..tail.len() - limit);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    if tail.len() > limit {
+        tail.drain(..tail.len() - limit);
+    }
+    tail
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Failpoints: named places in `create`, `prune`, `sync` and `restore`
+//! Failpoints: named places in `create`, `prune`, `sync`, `restore` and `tag`
 //! where a test can kill the process, make it fail or pause it, to check
 //! that a crash or an interleaving of two processes at that step never
 //! loses data (or, for `restore`, that a change made to the target while it
@@ -84,6 +84,8 @@ pub const ALL: &[&str] = &[
     "restore.after_write",
     // restore: every window restored, the report not returned yet.
     "restore.done",
+    // tag: the retagged snapshot is written, the old one not yet deleted.
+    "tag.after_new_snapshot",
 ];
 
 /// Whether `name` is in [`ALL`] (evaluated at compile time by the macro).
@@ -368,7 +370,10 @@ mod tests {
             assert!(super::listed(n));
             assert!(!super::ALL[..i].contains(n), "{n} twice");
             let cmd = n.split('.').next().unwrap();
-            assert!(["create", "prune", "sync", "restore"].contains(&cmd), "{n}");
+            assert!(
+                ["create", "prune", "sync", "restore", "tag"].contains(&cmd),
+                "{n}"
+            );
         }
         assert!(!super::listed("create.nowhere"));
     }

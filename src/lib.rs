@@ -1,7 +1,7 @@
 //! snap: a content-addressed, deduplicating, encrypted snapshot store.
 //!
 //! Layers, top to bottom (arrows point down only):
-//! `cli` -> `commands` -> `repository` -> {`format`, `pipeline`, `index`} -> `backend`.
+//! `cli` -> `jobs` -> `commands` -> `repository` -> {`format`, `pipeline`, `index`} -> `backend`.
 //! `source` reads the file system for `create`; `name_escape` is the printable
 //! form of file names in output and patterns.
 
@@ -17,6 +17,7 @@ pub mod error;
 pub mod format;
 pub mod index;
 pub mod interrupt;
+pub mod jobs;
 pub mod name_escape;
 pub mod pipeline;
 pub mod repository;

@@ -214,19 +214,6 @@ fn two_snapshots() -> Damage {
     }
 }
 
-fn flip_byte(path: &Path, at: u64) {
-    use std::os::unix::fs::FileExt;
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8];
-    f.read_exact_at(&mut b, at).unwrap();
-    b[0] ^= 0x5a;
-    f.write_all_at(&b, at).unwrap();
-}
-
 /// Asserts `check --read-data` fails naming snapshot 1 and its file, and
 /// not the other snapshot's file.
 fn assert_check_names_victim(d: &Damage) {

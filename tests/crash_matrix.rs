@@ -388,8 +388,10 @@ fn every_failpoint_is_in_a_matrix() {
             ["create.", "prune.", "sync."]
                 .iter()
                 .any(|c| p.starts_with(c))
-                // restore's are killed in tests/restore_safety.rs.
-                || p.starts_with("restore."),
+                // restore's are killed in tests/restore_safety.rs,
+                // tag's in tests/cli_tag.rs.
+                || p.starts_with("restore.")
+                || p.starts_with("tag."),
             "{p}: add its command to tests/crash_matrix.rs"
         );
     }

@@ -8,26 +8,12 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use common::*;
 use serde_json::Value;
 
 const EXIT_DAMAGED: i32 = 11;
-
-/// Flips one byte of a stored object.
-fn flip_byte(path: &Path, at: u64) {
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8];
-    f.read_exact_at(&mut b, at).unwrap();
-    b[0] ^= 0x5a;
-    f.write_all_at(&b, at).unwrap();
-}
 
 /// Pack files in storage.
 fn pack_set(env: &Env) -> Vec<PathBuf> {

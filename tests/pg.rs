@@ -658,3 +658,79 @@ fn pg_dump_timeout_kills_the_whole_pipeline_and_commits_nothing() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `snap run` of a job with a real pg_dump, and its drill loading the dump
+/// into a scratch database: the job's whole point, end to end.
+#[test]
+fn pg_job_dumps_and_its_drill_loads_the_dump_into_a_scratch_database() {
+    let Some((pg, repo)) = setup() else { return };
+    let dir = repo.dir.path();
+    let files = dir.join("etc-app");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("app.conf"), "db = apptest\n").unwrap();
+    std::fs::write(dir.join("pw"), format!("{PASSWORD}\n")).unwrap();
+    let counted = dir.join("counted");
+    let write_config = |load_into: &str| {
+        let drill = format!(
+            "createdb -w -T template0 drill && psql -X -q -w -v ON_ERROR_STOP=1 -d {load_into} && \
+             psql -X -w -At -d drill -c 'SELECT count(*) FROM items' > {c}; s=$?; dropdb -w --if-exists drill; exit $s",
+            c = counted.display()
+        );
+        let text = format!(
+            "[repositories.local]\npath = {repo:?}\npassword_file = {pw:?}\n\n\
+             [jobs.app]\npaths = [{files:?}]\n\
+             dumps = [ {{ name = \"apptest.sql\", command = [\"pg_dump\", \"-w\", \"--no-owner\", \"apptest\"] }} ]\n\
+             drill = {{ sample = \"100%\", dump_command = {drill:?} }}\n",
+            repo = repo.path().display().to_string(),
+            pw = dir.join("pw").display().to_string(),
+            files = files.display().to_string(),
+        );
+        std::fs::write(dir.join("snap.toml"), text).unwrap();
+    };
+    let run = || {
+        let out = Command::new(SNAP)
+            .args(["--json", "run", "app", "--config"])
+            .arg(dir.join("snap.toml"))
+            .env("SNAP_CACHE_DIR", dir.join("cache"))
+            .env_remove("SNAP_PASSWORD")
+            .env("PATH", pg.bin_path_env())
+            .envs(pg.env())
+            .output()
+            .unwrap();
+        let s: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+        (out.status.code(), s)
+    };
+    write_config("drill");
+    let (c, s) = run();
+    assert_eq!(c, Some(0), "{s:#}");
+    let drill = &s["steps"][1];
+    assert_eq!(drill["step"], "drill");
+    assert_eq!(drill["detail"]["dumps"][0]["name"], "apptest.sql");
+    assert_eq!(drill["detail"]["dumps"][0]["ok"], true);
+    // The scratch database held what the live one holds.
+    assert_eq!(std::fs::read_to_string(&counted).unwrap().trim(), "5000");
+    assert_eq!(
+        pg.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname = 'drill'"
+        )
+        .trim(),
+        "0",
+        "the scratch database was left behind"
+    );
+
+    // Loading into a database that already has the tables fails: the
+    // drill fails the job, and the snapshot is kept.
+    write_config("apptest");
+    let (c, s) = run();
+    assert_eq!(c, Some(20), "{s:#}");
+    assert_eq!(s["failed_step"], "drill");
+    let err = s["error"].as_str().unwrap();
+    assert!(
+        err.contains("dump apptest.sql") && err.contains("already exists"),
+        "{err}"
+    );
+    assert!(err.contains("is saved and kept"), "{err}");
+    assert_eq!(repo.snapshots_json().as_array().unwrap().len(), 2);
+}

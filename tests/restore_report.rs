@@ -8,7 +8,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{symlink, FileExt, MetadataExt};
+use std::os::unix::fs::{symlink, MetadataExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
@@ -99,18 +99,6 @@ fn device_nodes_are_warnings_when_not_root() {
     );
     assert!(fs::symlink_metadata(&dev).is_err());
     assert_eq!(fs::read(restored(&to, &src).join("file")).unwrap(), b"kept");
-}
-
-fn flip_byte(path: &Path, at: u64) {
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8];
-    f.read_exact_at(&mut b, at).unwrap();
-    b[0] ^= 0x5a;
-    f.write_all_at(&b, at).unwrap();
 }
 
 #[test]

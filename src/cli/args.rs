@@ -43,6 +43,9 @@ pub struct Global {
     pub options: Vec<String>,
 }
 
+// Parsed once per run: the size of the largest variant (create's many
+// flags) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a new repository.
@@ -78,12 +81,34 @@ pub enum Command {
     Key(KeyCommand),
     /// Copy missing snapshots (raw objects) to or from another copy of this repository.
     Sync(SyncArgs),
+    /// Run a backup job of the configuration file: hooks, dumps, backup,
+    /// retention, sync, restore drill, notifications (docs/jobs.md).
+    Run(super::jobs::RunArgs),
+    /// Restore a sample of a snapshot's files and verify them (the drill).
+    Verify(super::verify::VerifyArgs),
+    /// Print (or install) a systemd timer or crontab line that runs a job.
+    Schedule(super::schedule::ScheduleArgs),
+    /// Each job's last run, last success, and whether it is overdue.
+    Status(super::schedule::StatusArgs),
     /// Remove locks of snap processes that are gone (and say which were kept, and why).
     Unlock {
         /// Remove every lock, also of processes that may be running elsewhere.
         #[arg(long)]
         remove_all: bool,
     },
+    /// Show what changed between two snapshots, or between a snapshot and
+    /// the files on this machine.
+    Diff(super::diff::DiffArgs),
+    /// Find files and directories by name or path in snapshots.
+    Find(super::find::FindArgs),
+    /// Sizes of snapshots: restored, distinct, stored; dedup and compression.
+    Stats(super::stats::StatsArgs),
+    /// Add, remove or set the tags of snapshots (each gets a new id).
+    Tag(super::tag::TagArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion(super::generate::CompletionArgs),
+    /// Print the man page (or write one per command with --dir).
+    Man(super::generate::ManArgs),
 }
 
 /// Which snapshots a selector may pick (as restic's filters).
@@ -199,6 +224,39 @@ pub struct CreateArgs {
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Like --exclude, regardless of case (repeatable).
+    #[arg(long = "iexclude", value_name = "PATTERN")]
+    pub iexcludes: Vec<String>,
+    /// Like --exclude-file, regardless of case (repeatable).
+    #[arg(long = "iexclude-file", value_name = "FILE")]
+    pub iexclude_files: Vec<PathBuf>,
+    /// Leave out the contents of directories that hold file NAME (starting
+    /// with HEADER, if given); NAME itself is kept (repeatable).
+    #[arg(long = "exclude-if-present", value_name = "NAME[:HEADER]")]
+    pub exclude_if_present: Vec<String>,
+    /// Leave out files larger than SIZE (e.g. 500M, 2G; sources given
+    /// by name are kept).
+    #[arg(long, value_name = "SIZE")]
+    pub exclude_larger_than: Option<String>,
+    /// Back up the paths and globs listed in FILE, one per line (`#`
+    /// comments; repeatable).
+    #[arg(long = "files-from", value_name = "FILE")]
+    pub files_from: Vec<PathBuf>,
+    /// Back up the paths listed in FILE, one per line, exactly as written
+    /// (repeatable).
+    #[arg(long = "files-from-verbatim", value_name = "FILE")]
+    pub files_from_verbatim: Vec<PathBuf>,
+    /// Back up the paths listed in FILE, separated by NUL bytes (`find
+    /// -print0`; repeatable).
+    #[arg(long = "files-from-raw", value_name = "FILE")]
+    pub files_from_raw: Vec<PathBuf>,
+    /// Show what would be read and added; store nothing, take no lock,
+    /// save no snapshot.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Save no snapshot when nothing changed since the parent.
+    #[arg(long)]
+    pub skip_if_unchanged: bool,
 }
 
 #[derive(Debug, Args)]
@@ -271,6 +329,18 @@ pub enum KeyCommand {
         #[arg(long)]
         new_password_file: PathBuf,
     },
-    /// List key files.
+    /// List key files; `*` marks the one this password opened.
     List,
+    /// Remove a key (an id prefix from `key list`); never the one in use.
+    Remove {
+        /// The key's id (prefix).
+        id: String,
+    },
+    /// Change this password: add a key for the new one (read from
+    /// --new-password-file), then remove the key in use.
+    Passwd {
+        /// File holding the new password.
+        #[arg(long)]
+        new_password_file: PathBuf,
+    },
 }

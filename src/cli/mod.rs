@@ -17,12 +17,22 @@ macro_rules! say {
 }
 
 mod args;
+mod create_extra;
+mod diff;
+mod find;
+mod generate;
+mod jobs;
+mod keys;
 mod output;
 mod password;
 mod prune;
 mod repair;
 mod run;
+mod schedule;
+mod stats;
 mod sync;
+mod tag;
+mod verify;
 
 pub use run::main;
 
@@ -60,4 +70,8 @@ pub mod exit {
     pub const DAMAGED: i32 = 11;
     /// Wrong password.
     pub const WRONG_PASSWORD: i32 = 12;
+    /// `snap run`: a step of the job failed (the summary says which).
+    pub const JOB_FAILED: i32 = 20;
+    /// `snap run`: skipped, another run of the job holds its lock.
+    pub const JOB_SKIPPED: i32 = 21;
 }

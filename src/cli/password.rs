@@ -30,7 +30,7 @@ pub fn from_file(p: &Path) -> Result<Zeroizing<String>> {
     Ok(pw)
 }
 
-fn from_command(cmd: &str, what: &str) -> Result<Zeroizing<String>> {
+pub fn from_command(cmd: &str, what: &str) -> Result<Zeroizing<String>> {
     let out = crate::child::shell(cmd)
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())

@@ -69,7 +69,7 @@ pub struct PruneArgs {
 }
 
 /// Parses `123`, `10K`, `500M`, `2G`, `1T` (binary units, optional `iB`/`B`).
-fn parse_size(s: &str) -> Result<u64> {
+pub(super) fn parse_size(s: &str) -> Result<u64> {
     let t = s.trim();
     let t = t
         .strip_suffix("iB")

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 
-use super::args::{
-    CheckArgs, Cli, Command, CreateArgs, FilterArgs, KeyCommand, RepairCommand, RestoreArgs,
-};
+use super::args::{CheckArgs, Cli, Command, CreateArgs, FilterArgs, RepairCommand, RestoreArgs};
 use super::output::Printer;
 use super::password;
 use super::{exit, usage, OrUsage};
@@ -83,6 +81,8 @@ fn stops_cleanly(c: &Command) -> bool {
             | Command::Check(_)
             | Command::Prune(_)
             | Command::Sync(_)
+            | Command::Run(_)
+            | Command::Verify(_)
     )
 }
 
@@ -129,7 +129,7 @@ pub(super) fn filter_of(a: &FilterArgs) -> Result<SnapshotFilter> {
 
 /// Resolves a selector under the filter flags and says what was picked
 /// (`in_json`: the command's JSON report carries the choice).
-fn select(
+pub(super) fn select(
     repo: &Repository,
     selector: &str,
     filter: &FilterArgs,
@@ -188,6 +188,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn code_for(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<crate::jobs::config::ConfigError>()
+        .is_some()
+    {
+        return exit::USAGE;
+    }
     match e.downcast_ref::<Error>() {
         Some(Error::Usage(_)) => exit::USAGE,
         Some(Error::Interrupted { signal }) => 128 + signal,
@@ -208,7 +213,7 @@ fn repo_location(cli: &Cli) -> Result<String> {
         .ok_or_else(|| usage("no repository given: use --repo PATH or set SNAP_REPO"))
 }
 
-fn get_password(cli: &Cli, confirm: bool) -> Result<zeroize::Zeroizing<String>> {
+pub(super) fn get_password(cli: &Cli, confirm: bool) -> Result<zeroize::Zeroizing<String>> {
     password::get(
         cli.global.password_file.as_deref(),
         cli.global.password_command.as_deref(),
@@ -216,7 +221,7 @@ fn get_password(cli: &Cli, confirm: bool) -> Result<zeroize::Zeroizing<String>> 
     )
 }
 
-fn open_repo(cli: &Cli) -> Result<Arc<Repository>> {
+pub(super) fn open_repo(cli: &Cli) -> Result<Arc<Repository>> {
     let loc = repo_location(cli)?;
     let be = backend::open(&loc)?;
     // A missing repository or an unknown format version is reported before
@@ -320,6 +325,10 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Sync(a) => {
             super::sync::run(&repo_location(cli)?, a, p, &|| get_password(cli, false))
         }
+        Command::Run(a) => super::jobs::run(cli, a, p),
+        Command::Verify(a) => super::verify::run(cli, a, p),
+        Command::Schedule(a) => super::schedule::schedule(a, p),
+        Command::Status(a) => super::schedule::status(a, p),
         Command::Unlock { remove_all } => {
             let repo = open_repo(cli)?;
             let r = commands::unlock::run(&repo, *remove_all)?;
@@ -345,6 +354,12 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             p.line(&text, &serde_json::to_value(&r)?);
             Ok(exit::OK)
         }
+        Command::Diff(a) => super::diff::run(a, &*open_repo(cli)?, p),
+        Command::Find(a) => super::find::run(a, &*open_repo(cli)?, p),
+        Command::Stats(a) => super::stats::run(a, &*open_repo(cli)?, p),
+        Command::Tag(a) => super::tag::run(a, &*open_repo(cli)?, p),
+        Command::Completion(a) => super::generate::completion(a),
+        Command::Man(a) => super::generate::man(a),
         Command::Forget(a) => super::prune::run_forget(a, &*open_repo(cli)?, p),
         Command::Prune(a) => super::prune::run_prune(a, &*open_repo(cli)?, p),
         Command::Repair(RepairCommand::Index) => {
@@ -365,26 +380,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Repair(RepairCommand::Snapshots(a)) => {
             super::repair::run_snapshots(a, open_repo(cli)?, p)
         }
-        Command::Key(KeyCommand::Add { new_password_file }) => {
-            let new = password::from_file(new_password_file)?;
-            let repo = open_repo(cli)?;
-            let id = repo.add_key(new.as_bytes(), KdfStrength::default())?;
-            p.line(
-                &format!("added key {}", &id[..8]),
-                &serde_json::json!({"key": id}),
-            );
-            Ok(exit::OK)
-        }
-        Command::Key(KeyCommand::List) => {
-            let repo = open_repo(cli)?;
-            let keys = repo
-                .backend()
-                .list(backend::FileKind::Key)
-                .map_err(Error::from)?;
-            let names: Vec<String> = keys.into_iter().map(|(n, _)| n).collect();
-            p.line(&names.join("\n"), &serde_json::json!(names));
-            Ok(exit::OK)
-        }
+        Command::Key(k) => super::keys::run(k, &|| open_repo(cli), p),
     }
 }
 
@@ -413,13 +409,14 @@ fn run_create(cli: &Cli, a: &CreateArgs, p: &Printer) -> Result<i32> {
         None => None,
     };
     let mut streams_v = Vec::new();
-    if a.paths.is_empty()
+    let paths = super::create_extra::source_paths(a, p)?;
+    if paths.is_empty()
         && a.from_command.is_empty()
         && a.from_shell.is_empty()
         && a.stdin_name.is_none()
     {
         return Err(usage(
-            "nothing to back up: give paths, --from-command, --from-shell or --stdin-name",
+            "nothing to back up: give paths, --files-from, --from-command, --from-shell or --stdin-name",
         ));
     }
     for spec in &a.from_command {
@@ -432,7 +429,7 @@ fn run_create(cli: &Cli, a: &CreateArgs, p: &Printer) -> Result<i32> {
         streams_v.push(streams::StreamSource::stdin(name)?);
     }
     let opts = create::CreateOptions {
-        paths: a.paths.clone(),
+        paths,
         streams: streams_v,
         tags: a.tags.clone(),
         host: a.host.clone(),
@@ -441,15 +438,29 @@ fn run_create(cli: &Cli, a: &CreateArgs, p: &Printer) -> Result<i32> {
             &a.exclude_files,
             a.exclude_caches,
             a.one_file_system,
-        )?,
+        )?
+        .with_iexcludes(&a.iexcludes, &a.iexclude_files)?
+        .with_if_present(&a.exclude_if_present)?
+        .with_larger_than(
+            a.exclude_larger_than
+                .as_deref()
+                .map(super::prune::parse_size)
+                .transpose()?,
+        ),
         time_ns: a.time.as_deref().map(parse_time).transpose()?,
         parent: a.parent.clone(),
         full: a.full,
         threads: a.threads,
+        dry_run: a.dry_run,
+        skip_if_unchanged: a.skip_if_unchanged,
     };
     let repo = open_repo(cli)?;
     let report = create::run(repo, opts)?;
-    p.create(&report);
+    if report.dry_run.is_some() || report.skipped {
+        super::create_extra::print(p, &report);
+    } else {
+        p.create(&report);
+    }
     Ok(if report.incomplete {
         exit::INCOMPLETE
     } else {

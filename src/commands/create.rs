@@ -60,6 +60,35 @@ pub struct CreateOptions {
     pub full: bool,
     /// Worker threads for compression and encryption.
     pub threads: usize,
+    /// Read and chunk as usual but store nothing, take no lock and save no
+    /// snapshot; report what would be read and added.
+    pub dry_run: bool,
+    /// Save no snapshot when the tree is the parent's (nothing changed).
+    pub skip_if_unchanged: bool,
+}
+
+/// A file that a run reads (listed by `--dry-run`).
+#[derive(Debug, Serialize)]
+pub struct WouldRead {
+    /// Absolute path, in the escaped form of `crate::name_escape`.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// `new` (not in the parent) or `changed`.
+    pub why: &'static str,
+}
+
+/// What a `--dry-run` found; nothing was written.
+#[derive(Debug, Default, Serialize)]
+pub struct DryRun {
+    /// The files that would be read, in walk order.
+    pub files: Vec<WouldRead>,
+    /// Their total size.
+    pub bytes: u64,
+    /// Blobs the repository does not have yet.
+    pub new_blobs: u64,
+    /// Their plaintext size (before compression).
+    pub new_bytes: u64,
 }
 
 /// What `create` did.
@@ -77,6 +106,13 @@ pub struct CreateReport {
     /// objects skipped, a time ahead of this machine's clock, inode flags
     /// that are not stored.
     pub notices: Vec<String>,
+    /// `--dry-run`: what would be read and added (`snapshot` is empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<DryRun>,
+    /// `--skip-if-unchanged` found nothing changed: no snapshot was saved,
+    /// and `snapshot` is the parent, which still describes the sources.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
 }
 
 #[derive(Default)]
@@ -99,6 +135,12 @@ pub(crate) struct Archiver<'a> {
     /// Warnings that do not make the snapshot incomplete.
     notices: Mutex<Vec<String>>,
     full: bool,
+    /// `--dry-run`: the files read.
+    read_log: Option<Mutex<Vec<WouldRead>>>,
+    /// A source (or a dump) differs from its node in the parent. The
+    /// directories on the way to the sources do not count: their times
+    /// change with every sibling created beside a source (`/tmp`, `/srv`).
+    source_changed: std::sync::atomic::AtomicBool,
 }
 
 thread_local! {
@@ -179,6 +221,13 @@ impl<'a> Archiver<'a> {
                     .fetch_add(node.size, Ordering::Relaxed);
                 return Ok(Some(node));
             }
+        }
+        if let Some(log) = &self.read_log {
+            log.lock().unwrap().push(WouldRead {
+                path: crate::name_escape::escape(path.as_os_str().as_bytes()),
+                size: node.size,
+                why: if parent.is_some() { "changed" } else { "new" },
+            });
         }
         let mut f = match open_file(path, &node) {
             Ok(f) => f,
@@ -308,6 +357,9 @@ impl<'a> Archiver<'a> {
                 ));
             }
         }
+        if node.kind == NodeKind::File && !explicit && self.excludes.too_large(node.size) {
+            return Ok(None); // --exclude-larger-than
+        }
         let parent = parent.filter(|p| p.kind == node.kind);
         let nested = at.filter(|p| !p.children.is_empty());
         if nested.is_some() && node.kind != NodeKind::Dir {
@@ -334,20 +386,25 @@ impl<'a> Archiver<'a> {
                     None => None,
                 };
                 let cross = self.excludes.one_file_system && node.dev != root_dev;
-                let cache = !cross && self.excludes.is_cache_dir(path);
-                let tree = if cross || cache {
+                let tags = if cross {
+                    Vec::new()
+                } else {
+                    self.excludes.tag_files(path)
+                };
+                let tree = if cross || !tags.is_empty() {
                     // Keep the directory itself, not its contents (and the
-                    // CACHEDIR.TAG, so the cache stays recognisable), but
-                    // the sources given inside it.
+                    // tag files, CACHEDIR.TAG or --exclude-if-present, so
+                    // it stays recognisable), but the sources given inside.
                     let mut t = match nested {
                         Some(p) => self.archive_prefix(path, p, parent_tree.as_ref())?,
                         None => Tree::default(),
                     };
-                    if cache && t.find(b"CACHEDIR.TAG").is_none() {
-                        let tag = path.join("CACHEDIR.TAG");
-                        if let Some(n) =
-                            self.archive_path(&tag, b"CACHEDIR.TAG", root_dev, None, None)?
-                        {
+                    for name in &tags {
+                        if t.find(name).is_some() {
+                            continue;
+                        }
+                        let tag = path.join(OsStr::from_bytes(name));
+                        if let Some(n) = self.archive_path(&tag, name, root_dev, None, None)? {
                             t.nodes.push(n);
                             t.nodes.sort_by(|a, b| a.name.cmp(&b.name));
                         }
@@ -559,7 +616,11 @@ impl Archiver<'_> {
             let path = dir.join(OsStr::from_bytes(name));
             let before = parent.and_then(|t| t.find(name));
             let node = if child.source {
-                self.archive_path(&path, name, 0, before, Some(child))?
+                let node = self.archive_path(&path, name, 0, before, Some(child))?;
+                if node.as_ref() != before {
+                    self.source_changed.store(true, Ordering::Relaxed);
+                }
+                node
             } else {
                 self.archive_intermediate(&path, name, child, before)?
             };
@@ -752,7 +813,13 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         .unwrap_or_else(crate::repository::open::hostname);
     // Register before reading anything, so a prune either waits for us or
     // we see its intent (format-spec/07-prune-protocol.md).
-    let (create_lock, excluded_packs) = crate::repository::locks::register_create(&repo)?;
+    // A dry run writes nothing, so it takes no lock either.
+    let (create_lock, excluded_packs) = if opts.dry_run {
+        (None, Default::default())
+    } else {
+        let (l, x) = crate::repository::locks::register_create(&repo)?;
+        (Some(l), x)
+    };
     failpoint!("create.after_intents");
     // The index is only a cache: bring it in step with storage (one listing
     // of the packs) before it may say which blobs exist.
@@ -780,7 +847,11 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     } else {
         opts.threads
     };
-    let mut saver = BlobSaver::new(repo.clone(), threads)?;
+    let mut saver = if opts.dry_run {
+        BlobSaver::dry_run(repo.clone())
+    } else {
+        BlobSaver::new(repo.clone(), threads)?
+    };
     saver.exclude_packs(excluded_packs);
     let arch = Archiver {
         saver: &saver,
@@ -790,6 +861,8 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         warnings: Mutex::new(Vec::new()),
         notices: Mutex::new(Vec::new()),
         full: opts.full,
+        read_log: opts.dry_run.then(Default::default),
+        source_changed: Default::default(),
     };
     // Streams first: a failing dump aborts before anything is committed.
     let mut extra = Vec::new();
@@ -815,6 +888,10 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     let mut root = walkers.install(|| arch.archive_root(&prefixes, parent_root.as_ref()))?;
     // Virtual entries (streams) at the root; the name is reserved for them.
     for n in extra {
+        let before = parent_root.as_ref().and_then(|t| t.find(&n.name));
+        if before.map(|b| b.subtree) != Some(n.subtree) {
+            arch.source_changed.store(true, Ordering::Relaxed);
+        }
         match root.nodes.binary_search_by(|r| r.name.cmp(&n.name)) {
             Ok(i) => {
                 arch.warn(format!(
@@ -830,8 +907,26 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     let warnings = std::mem::take(&mut *arch.warnings.lock().unwrap());
     notices.append(&mut arch.notices.lock().unwrap());
     let c = arch.counters;
+    let read_log = arch.read_log;
+    let source_changed = arch.source_changed.into_inner();
     drop(arch.owners);
     let stats = saver.finish()?;
+    let dry = read_log.map(|log| {
+        let files = log.into_inner().unwrap_or_else(|p| p.into_inner());
+        DryRun {
+            bytes: files.iter().map(|f| f.size).sum(),
+            files,
+            new_blobs: stats.blobs.load(Ordering::Relaxed),
+            new_bytes: stats.bytes.load(Ordering::Relaxed),
+        }
+    });
+    let stored = |n: &AtomicU64| {
+        if dry.is_some() {
+            0
+        } else {
+            n.load(Ordering::Relaxed)
+        }
+    };
     let summary = Summary {
         files_new: c.files_new.load(Ordering::Relaxed),
         files_changed: c.files_changed.load(Ordering::Relaxed),
@@ -839,8 +934,8 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         dirs: c.dirs.load(Ordering::Relaxed),
         total_bytes: c.total_bytes.load(Ordering::Relaxed),
         bytes_read: c.bytes_read.load(Ordering::Relaxed),
-        bytes_added: stats.bytes.load(Ordering::Relaxed),
-        blobs_added: stats.blobs.load(Ordering::Relaxed),
+        bytes_added: stored(&stats.bytes),
+        blobs_added: stored(&stats.blobs),
         duration_ms: started.elapsed().as_millis() as u64,
         warnings,
         streams: stream_summaries,
@@ -863,6 +958,35 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         incomplete: !summary.warnings.is_empty(),
         summary,
     };
+    let parent_id = parent.as_ref().map(|(id, _)| id.to_hex());
+    if dry.is_some() {
+        return Ok(CreateReport {
+            snapshot: String::new(),
+            parent: parent_id,
+            incomplete: snap.incomplete,
+            summary: snap.summary,
+            notices,
+            dry_run: dry,
+            skipped: false,
+        });
+    }
+    let create_lock = create_lock.expect("a run that stores takes the registration");
+    let unchanged = parent.as_ref().is_some_and(|(_, p)| {
+        p.tree == root_id || (!prefixes.source && !source_changed && p.paths == snap.paths)
+    });
+    if opts.skip_if_unchanged && unchanged && !snap.incomplete {
+        // Nothing changed since the parent: it still describes the sources.
+        create_lock.release()?;
+        return Ok(CreateReport {
+            snapshot: parent_id.clone().unwrap_or_default(),
+            parent: parent_id,
+            incomplete: false,
+            summary: snap.summary,
+            notices,
+            dry_run: None,
+            skipped: true,
+        });
+    }
     failpoint!("create.before_snapshot");
     // The commit point: only while our registration is provably still ours
     // (format-spec/07, L5), and not after a stop was asked for (the last
@@ -874,9 +998,11 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     create_lock.release()?;
     Ok(CreateReport {
         snapshot: id.to_hex(),
-        parent: parent.map(|(id, _)| id.to_hex()),
+        parent: parent_id,
         incomplete: snap.incomplete,
         summary: snap.summary,
         notices,
+        dry_run: None,
+        skipped: false,
     })
 }

@@ -3,7 +3,9 @@
 
 pub mod check;
 pub mod create;
+pub mod diff;
 pub mod dump;
+pub mod find;
 pub mod forget;
 pub mod ls;
 pub mod prune;
@@ -11,7 +13,9 @@ pub mod repair;
 pub mod restore;
 pub mod retention;
 pub mod snapshots;
+pub mod stats;
 pub mod streams;
 pub mod sync;
 mod sync_needs;
+pub mod tag;
 pub mod unlock;

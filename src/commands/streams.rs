@@ -197,26 +197,8 @@ fn now_ns() -> i64 {
 }
 
 /// Keeps the last [`STDERR_TAIL`] bytes of a reader, reading it to its end.
-fn read_tail(mut r: impl Read) -> Vec<u8> {
-    let mut tail = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > 2 * STDERR_TAIL {
-                    tail.drain(..tail.len() - STDERR_TAIL);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    if tail.len() > STDERR_TAIL {
-        tail.drain(..tail.len() - STDERR_TAIL);
-    }
-    tail
+fn read_tail(r: impl Read) -> Vec<u8> {
+    crate::child::read_tail(r, STDERR_TAIL, None)
 }
 
 /// Kills a child's process group after a timeout. The group id stays

@@ -45,7 +45,16 @@ pub struct Index {
     path: PathBuf,
     /// The shared lock on `<path>.lock` (none for a file being built).
     _lock: Option<File>,
+    /// Whether dedup lookups share one read transaction
+    /// ([`Index::share_lookups`]), and how many used the open one (0: none
+    /// open).
+    share: std::cell::Cell<bool>,
+    shared_reads: std::cell::Cell<u32>,
 }
+
+/// Lookups one shared read transaction serves before it is renewed (so
+/// that a long backup never holds back checkpoints of the WAL for long).
+const LOOKUPS_PER_READ: u32 = 4096;
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -188,6 +197,8 @@ impl Index {
             conn,
             path: path.into(),
             _lock: lock,
+            share: Default::default(),
+            shared_reads: Default::default(),
         };
         idx.init().map_err(|e| idx.err(e))?;
         Ok(idx)
@@ -201,6 +212,8 @@ impl Index {
             conn,
             path,
             _lock: None,
+            share: Default::default(),
+            shared_reads: Default::default(),
         };
         idx.init().map_err(|e| idx.err(e))?;
         Ok(idx)
@@ -327,6 +340,13 @@ impl Index {
 
     fn init(&self) -> rusqlite::Result<()> {
         self.conn.busy_timeout(Duration::from_secs(120))?;
+        // A fixed query plan per statement: without it, SQLite may re-prepare
+        // a cached statement whenever a new blob id is bound (seen as a
+        // re-parse of the SQL on every dedup lookup).
+        self.conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         self.conn.pragma_update(None, "cache_size", -65536)?; // 64 MiB
@@ -454,8 +474,51 @@ impl Index {
         .transpose()
     }
 
+    /// While `on`, [`Index::contains`] and [`Index::blob_packs`] (the
+    /// lookups of deduplication, one or more per file) share one read
+    /// transaction instead of each opening its own, which costs file locks
+    /// and a stat per lookup. The shared transaction ends at the next write
+    /// (every `&mut self` method), after [`LOOKUPS_PER_READ`] lookups, and
+    /// when sharing is turned off. It sees the index as of its start; a
+    /// pack another process indexes meanwhile is seen at its renewal (a
+    /// missed dedup stores a blob again, it never references a lost one:
+    /// removals are seen by `create`'s reconciliation and its exclusion set).
+    pub fn share_lookups(&self, on: bool) -> Result<()> {
+        self.share.set(on);
+        if !on {
+            self.end_shared_read()?;
+        }
+        Ok(())
+    }
+
+    fn shared_read(&self) -> Result<()> {
+        if !self.share.get() {
+            return Ok(());
+        }
+        let n = self.shared_reads.get();
+        if n >= LOOKUPS_PER_READ {
+            self.end_shared_read()?;
+        } else if n > 0 {
+            self.shared_reads.set(n + 1);
+            return Ok(());
+        }
+        if self.conn.is_autocommit() {
+            self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+            self.shared_reads.set(1);
+        }
+        Ok(())
+    }
+
+    fn end_shared_read(&self) -> Result<()> {
+        if self.shared_reads.replace(0) > 0 && !self.conn.is_autocommit() {
+            self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
     /// Whether a blob is indexed.
     pub fn contains(&self, id: &BlobId) -> Result<bool> {
+        self.shared_read()?;
         let mut st = self
             .conn
             .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")
@@ -486,6 +549,7 @@ impl Index {
         size: u64,
         entries: &[PackEntry],
     ) -> Result<()> {
+        self.end_shared_read()?;
         let path = self.path.clone();
         let err = |e| Self::error(&path, e);
         let tx = self
@@ -546,6 +610,7 @@ impl Index {
     /// Removes a pack and every blob location pointing into it. A blob that
     /// has a copy in another indexed pack is re-pointed at that copy.
     pub fn remove_pack(&mut self, pack: &PackId) -> Result<()> {
+        self.end_shared_read()?;
         let path = self.path.clone();
         let err = |e| Self::error(&path, e);
         let tx = self
@@ -583,6 +648,7 @@ impl Index {
     /// treat the blob as absent unless another copy exists, so the next
     /// `create` stores it again. Returns how many records are new.
     pub fn mark_damaged(&mut self, pack: &PackId, entries: &[PackEntry]) -> Result<u64> {
+        self.end_shared_read()?;
         let path = self.path.clone();
         let err = |e| Self::error(&path, e);
         let tx = self
@@ -637,6 +703,7 @@ impl Index {
     /// extra copies) as damaged: for a pack that is truncated or whose
     /// header no longer reads. Returns how many records are new.
     pub fn mark_pack_damaged(&mut self, pack: &PackId) -> Result<u64> {
+        self.end_shared_read()?;
         let all = self.pack_all_entries(pack)?;
         self.mark_damaged(pack, &all)
     }
@@ -783,6 +850,8 @@ impl Index {
             conn,
             path: path.into(),
             _lock: None,
+            share: Default::default(),
+            shared_reads: Default::default(),
         };
         idx.damaged_records()
     }
@@ -801,6 +870,7 @@ impl Index {
 
     /// Drops the damage records of packs that are no longer in storage.
     pub fn retain_damaged(&mut self, present: &std::collections::HashSet<PackId>) -> Result<()> {
+        self.end_shared_read()?;
         for (p, _) in self.damaged_packs()? {
             if !present.contains(&p) {
                 self.conn
@@ -813,6 +883,7 @@ impl Index {
 
     /// Every indexed pack holding a copy of this blob (its location first).
     pub fn blob_packs(&self, id: &BlobId) -> Result<Vec<PackId>> {
+        self.shared_read()?;
         let mut st = self
             .conn
             .prepare_cached(
@@ -975,6 +1046,7 @@ impl Index {
     /// pack header still lists a damaged blob, and the rebuild must not
     /// index it again.
     pub fn clear(&mut self) -> Result<()> {
+        self.end_shared_read()?;
         self.conn
             .execute_batch(
                 "BEGIN IMMEDIATE; DELETE FROM blobs; DELETE FROM blob_copies;

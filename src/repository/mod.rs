@@ -4,6 +4,7 @@
 pub mod blobs;
 mod damage;
 pub mod host;
+pub mod keys;
 pub mod locks;
 pub mod open;
 pub mod pack_cache;
@@ -28,6 +29,8 @@ pub struct Repository {
     backend: std::sync::Arc<dyn Backend>,
     config: Config,
     key: MasterKey,
+    /// The name of the key file that the password opened.
+    key_id: String,
     cipher: BlobCipher,
     index: Mutex<Index>,
     cache_dir: PathBuf,

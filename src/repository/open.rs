@@ -168,7 +168,7 @@ impl Repository {
             }
             r => r?,
         }
-        Self::assemble(backend, config, key, cache_base)
+        Self::assemble(backend, config, key, kid, cache_base)
     }
 
     /// Reads `config` and refuses a format version this build does not
@@ -228,24 +228,25 @@ impl Repository {
                 continue;
             };
             if let Ok(k) = MasterKey::unwrap(&kf, password, &config.id) {
-                unlocked = Some(k);
+                unlocked = Some((k, name.clone()));
                 break;
             }
         }
-        let key = unlocked.ok_or(Error::WrongPassword { repo: loc.clone() })?;
+        let (key, key_id) = unlocked.ok_or(Error::WrongPassword { repo: loc.clone() })?;
         if key.config_mac(&config.mac_input()) != config.mac {
             return Err(from_copy(
                 format!("{loc}/config"),
                 "MAC does not match (config was modified)",
             ));
         }
-        Self::assemble(backend, config, key, &cache_base())
+        Self::assemble(backend, config, key, key_id, &cache_base())
     }
 
     fn assemble(
         backend: Box<dyn Backend>,
         config: Config,
         key: MasterKey,
+        key_id: String,
         cache_base: &Path,
     ) -> Result<Repository> {
         let cache_dir = cache_base.join(&config.id);
@@ -287,6 +288,7 @@ impl Repository {
             backend: backend.into(),
             config,
             key,
+            key_id,
             index: Mutex::new(match index {
                 Some(i) => i,
                 None => Index::placeholder()?,

@@ -57,6 +57,8 @@ pub struct BlobSaver {
     /// Packs a prune in progress may delete: blobs found only there count
     /// as absent (see `repository::locks`).
     excluded_packs: HashSet<crate::format::PackId>,
+    /// Stores nothing (`dry_run`).
+    dry: bool,
 }
 
 /// The error of every call after the workers' first error was reported.
@@ -197,6 +199,8 @@ impl BlobSaver {
                 })
             })
             .collect();
+        // One read transaction for the many lookups of a run (see there).
+        shared.repo.index().share_lookups(true)?;
         Ok(BlobSaver {
             shared,
             tx: Some(tx),
@@ -205,7 +209,31 @@ impl BlobSaver {
             lookups: AtomicU64::new(0),
             absent_filter: OnceLock::new(),
             excluded_packs: HashSet::new(),
+            dry: false,
         })
+    }
+
+    /// A saver that stores nothing (`create --dry-run`): `save` answers
+    /// as if it stored each new blob (counting it, with its plaintext size
+    /// in `bytes`), and nothing is written anywhere, not even staging.
+    pub fn dry_run(repo: Arc<Repository>) -> BlobSaver {
+        BlobSaver {
+            shared: Arc::new(Shared {
+                staging: PathBuf::new(),
+                repo,
+                open: [Mutex::new(None), Mutex::new(None)],
+                stats: SaveStats::default(),
+                error: Mutex::new(None),
+                stopped: Default::default(),
+            }),
+            tx: None,
+            workers: Vec::new(),
+            pending: Mutex::new(HashSet::new()),
+            lookups: AtomicU64::new(0),
+            absent_filter: OnceLock::new(),
+            excluded_packs: HashSet::new(),
+            dry: true,
+        }
     }
 
     /// Treats blobs stored only in these packs as absent: they are stored
@@ -292,6 +320,14 @@ impl BlobSaver {
         }
         self.check_failed()?;
         self.shared.stats.blobs.fetch_add(1, Ordering::Relaxed);
+        if self.dry {
+            // A dry run: nothing is stored.
+            self.shared
+                .stats
+                .bytes
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            return Ok((id, true));
+        }
         let job = Job {
             kind,
             id,
@@ -324,6 +360,7 @@ impl BlobSaver {
                 }
             }
         }
+        self.shared.repo.index().share_lookups(false)?;
         let s = &self.shared.stats;
         Ok(SaveStats {
             blobs: AtomicU64::new(s.blobs.load(Ordering::Relaxed)),
@@ -344,6 +381,7 @@ impl Drop for BlobSaver {
                 p.abandon();
             }
         }
+        let _ = self.shared.repo.index().share_lookups(false);
     }
 }
 

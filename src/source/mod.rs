@@ -4,6 +4,7 @@
 
 pub mod dir;
 pub mod exclude;
+pub mod files_from;
 pub mod meta;
 pub mod paths;
 

@@ -519,3 +519,18 @@ pub fn escaped(name: &[u8]) -> String {
     }
     out
 }
+
+/// Flips one byte (XOR 0x5a) of a stored object at `at`, as a failing disk
+/// or a tamperer would.
+pub fn flip_byte(path: &Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).unwrap();
+    b[0] ^= 0x5a;
+    f.write_all_at(&b, at).unwrap();
+}
