@@ -23,7 +23,11 @@
 //! * `touch(PATH)`: create PATH (holding our pid), so a test knows the
 //!   process got there;
 //! * `wait(PATH)`: block until PATH exists (at most two minutes), so a
-//!   test decides when the process goes on.
+//!   test decides when the process goes on;
+//! * `peak(PATH)`: write the process's peak resident memory so far (KiB,
+//!   `VmHWM` of /proc/self/status: this program's own, unlike the
+//!   `ru_maxrss` a parent sees, which counts the memory of the process it
+//!   was forked from) to PATH.
 //!
 //! Actions chain with `->` (`touch(/t/a)->wait(/t/b)`: say we are here, then
 //! wait to be released). A prefix `N*` fires on the N-th time the point is
@@ -73,10 +77,13 @@ pub const ALL: &[&str] = &[
     "sync.before_deletes",
     // sync --delete: extra snapshots are deleted, extra packs not yet.
     "sync.between_deletes",
-    // restore: every directory is created (or found), no file written yet.
+    // restore, once per window: its directories are created (or found),
+    // none of its files written yet.
     "restore.after_dirs",
     // restore: after each chunk written into a file's temporary name.
     "restore.after_write",
+    // restore: every window restored, the report not returned yet.
+    "restore.done",
     // tag: the retagged snapshot is written, the old one not yet deleted.
     "tag.after_new_snapshot",
 ];
@@ -163,6 +170,7 @@ mod active {
         Sleep(Duration),
         Touch(PathBuf),
         Wait(PathBuf),
+        Peak(PathBuf),
     }
 
     #[derive(Debug)]
@@ -192,8 +200,9 @@ mod active {
                 .map_err(|_| format!("{s:?}: milliseconds expected")),
             ("touch", Some(p)) if !p.is_empty() => Ok(Action::Touch(p.into())),
             ("wait", Some(p)) if !p.is_empty() => Ok(Action::Wait(p.into())),
+            ("peak", Some(p)) if !p.is_empty() => Ok(Action::Peak(p.into())),
             _ => Err(format!(
-                "{s:?}: expected abort, panic, error, sleep(MS), touch(PATH) or wait(PATH)"
+                "{s:?}: expected abort, panic, error, sleep(MS), touch(PATH), wait(PATH) or peak(PATH)"
             )),
         }
     }
@@ -278,6 +287,18 @@ mod active {
                     }
                     std::thread::sleep(Duration::from_millis(5));
                 }
+                Ok(())
+            }
+            Action::Peak(p) => {
+                let status = std::fs::read_to_string("/proc/self/status")
+                    .unwrap_or_else(|e| panic!("failpoint {name}: /proc/self/status: {e}"));
+                let kib = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .map(|v| v.trim().trim_end_matches("kB").trim().to_string())
+                    .unwrap_or_else(|| panic!("failpoint {name}: no VmHWM"));
+                std::fs::write(p, kib)
+                    .unwrap_or_else(|e| panic!("failpoint {name}: peak {}: {e}", p.display()));
                 Ok(())
             }
         }

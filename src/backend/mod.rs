@@ -275,7 +275,20 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn request_counts(&self) -> Option<RequestCounts> {
         None
     }
+    /// How many bytes that are not needed a reader of several parts of an
+    /// object should read through rather than start another read: a read
+    /// of a local file is a system call (worth a copy of about
+    /// [`LOCAL_READ_GAP`]), one of an object store a request (worth its
+    /// latency times the bandwidth, about [`REQUEST_READ_GAP`]).
+    fn read_gap(&self) -> u64 {
+        LOCAL_READ_GAP
+    }
 }
+
+/// [`Backend::read_gap`] of local files.
+pub const LOCAL_READ_GAP: u64 = 16 << 10;
+/// [`Backend::read_gap`] of object stores (30 ms at 70 MB/s).
+pub const REQUEST_READ_GAP: u64 = 2 << 20;
 
 /// Opens a backend for a repository location (a path, or a URL).
 ///

@@ -744,6 +744,10 @@ impl Backend for ObjectBackend {
         None
     }
 
+    fn read_gap(&self) -> u64 {
+        super::REQUEST_READ_GAP
+    }
+
     fn request_counts(&self) -> Option<RequestCounts> {
         Some(self.counts())
     }

@@ -1,7 +1,9 @@
-//! Reading the data of a restore: every chunk the waiting files need is
-//! grouped by pack and sorted by offset, and each pack is read front to
-//! back once, in windows of at most [`READ_WINDOW`] bytes (memory does not
-//! grow with the pack size), by the worker threads. Each blob is
+//! Reading the data of a window of a restore: every chunk its files need
+//! is grouped by pack and sorted by offset, and each pack is read front to
+//! back once, by the worker threads, in spans of at most [`READ_WINDOW`]
+//! bytes (memory does not grow with the pack size) that skip the runs of
+//! blobs not needed longer than the backend's
+//! [`read_gap`](crate::backend::Backend::read_gap). Each blob is
 //! authenticated, decompressed and checked against its id before its bytes
 //! reach a file; all-zero chunks are not written (the files were created as
 //! one hole).
@@ -13,7 +15,6 @@ use rayon::prelude::*;
 use super::files::Files;
 use super::plan::is_damage;
 use crate::backend::FileKind;
-use crate::format::pack::PackEntry;
 use crate::format::{BlobId, PackId};
 use crate::index::BlobLocation;
 use crate::repository::Repository;
@@ -22,70 +23,76 @@ use crate::{Error, Result};
 /// Largest span of a pack read at once by restore.
 const READ_WINDOW: u64 = 8 << 20;
 
-struct BlobUse {
-    entry: PackEntry,
+/// A blob a window needs: where it is, and where it goes.
+pub struct BlobUse {
+    /// Its pack and entry.
+    pub loc: BlobLocation,
     /// (file index, offset in the file) of every place the blob goes.
-    targets: Vec<(u32, u64)>,
+    pub targets: Vec<(u32, u64)>,
 }
 
-/// Writes the chunks of every file waiting for them; returns how many
-/// packs were read. Files are completed (and put in place) by
-/// [`Files::chunk_done`] as their last chunk is written.
-pub fn write(
-    repo: &Repository,
-    files: &Files<'_>,
-    locations: &HashMap<BlobId, BlobLocation>,
-) -> Result<u64> {
-    let mut uses: HashMap<BlobId, Vec<(u32, u64)>> = HashMap::new();
-    for (i, content) in files.waiting() {
-        let mut off = 0u64;
-        for id in content {
-            uses.entry(*id).or_default().push((i as u32, off));
-            off += locations[id].entry.raw_len as u64;
+impl BlobUse {
+    /// The blob at `loc`, going nowhere yet.
+    pub fn new(loc: BlobLocation) -> BlobUse {
+        BlobUse {
+            loc,
+            targets: Vec::new(),
         }
     }
+}
+
+/// Writes the blobs `uses` into the files of a window; returns how many
+/// packs were read. Files are completed (and put in place) by
+/// [`Files::chunk_done`] as their last chunk is written.
+pub fn write(repo: &Repository, files: &Files<'_>, uses: HashMap<BlobId, BlobUse>) -> Result<u64> {
     let mut by_pack: BTreeMap<PackId, Vec<BlobUse>> = BTreeMap::new();
-    for (id, targets) in uses {
-        let loc = locations[&id];
-        by_pack.entry(loc.pack).or_default().push(BlobUse {
-            entry: loc.entry,
-            targets,
-        });
+    for u in uses.into_values().filter(|u| !u.targets.is_empty()) {
+        by_pack.entry(u.loc.pack).or_default().push(u);
     }
     for v in by_pack.values_mut() {
-        v.sort_by_key(|u| u.entry.offset);
+        v.sort_by_key(|u| u.loc.entry.offset);
     }
-    let mut windows: Vec<(&PackId, &[BlobUse])> = Vec::new();
+    // The blobs of a window are seldom all of a pack: `create` walks
+    // several directories at once, so a pack holds bands of blobs of
+    // distant parts of the tree, interleaved. A read goes through a gap of
+    // blobs not needed only where that is cheaper than another read.
+    let gap = repo.backend().read_gap();
+    let mut spans: Vec<(&PackId, &[BlobUse])> = Vec::new();
     for (pack, blobs) in &by_pack {
         let mut i = 0;
         while i < blobs.len() {
-            let first = blobs[i].entry.offset;
+            let first = blobs[i].loc.entry.offset;
+            let mut end = first + blobs[i].loc.entry.stored_len as u64;
             let mut j = i + 1;
-            while j < blobs.len()
-                && blobs[j].entry.offset + blobs[j].entry.stored_len as u64 - first <= READ_WINDOW
-            {
+            while j < blobs.len() {
+                let e = &blobs[j].loc.entry;
+                let e_end = e.offset + e.stored_len as u64;
+                if e_end - first > READ_WINDOW || e.offset.saturating_sub(end) > gap {
+                    break;
+                }
+                end = end.max(e_end);
                 j += 1;
             }
-            windows.push((pack, &blobs[i..j]));
+            spans.push((pack, &blobs[i..j]));
             i = j;
         }
     }
-    windows
+    spans
         .par_iter()
-        .for_each(|&(pack, blobs)| read_window(repo, files, pack, blobs));
+        .for_each(|&(pack, blobs)| read_span(repo, files, pack, blobs));
     // Files left waiting by an interruption are removed with `files`.
     crate::interrupt::check()?;
     Ok(by_pack.len() as u64)
 }
 
-/// Reads one window of a pack and writes its blobs where they go.
-fn read_window(repo: &Repository, files: &Files<'_>, pack: &PackId, blobs: &[BlobUse]) {
+/// Reads one span of a pack and writes its blobs where they go.
+fn read_span(repo: &Repository, files: &Files<'_>, pack: &PackId, blobs: &[BlobUse]) {
     if crate::interrupt::received().is_some() {
         return;
     }
-    let first = blobs.first().expect("non-empty").entry.offset;
-    let last = blobs.last().expect("non-empty");
-    let end = last.entry.offset + last.entry.stored_len as u64;
+    let first = blobs.first().expect("non-empty").loc.entry.offset;
+    let last = &blobs.last().expect("non-empty").loc.entry;
+    let end = last.offset + last.stored_len as u64;
     let bytes = match repo
         .backend()
         .read_range(FileKind::Pack, &pack.to_hex(), first, end - first)
@@ -110,12 +117,13 @@ fn read_window(repo: &Repository, files: &Files<'_>, pack: &PackId, blobs: &[Blo
         }
     };
     for b in blobs {
+        let e = &b.loc.entry;
         let decoded = match &bytes {
             Some(bytes) => {
-                let s = (b.entry.offset - first) as usize;
-                repo.decode_blob(pack, &b.entry, &bytes[s..s + b.entry.stored_len as usize])
+                let s = (e.offset - first) as usize;
+                repo.decode_blob(pack, e, &bytes[s..s + e.stored_len as usize])
             }
-            None => repo.read_blob(&b.entry.id),
+            None => repo.read_blob(&e.id),
         };
         match decoded {
             Ok(plain) => {

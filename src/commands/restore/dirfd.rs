@@ -39,6 +39,18 @@ pub struct Ident {
     ino: u64,
 }
 
+impl Ident {
+    /// Device and inode number, to be kept outside memory.
+    pub fn raw(self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
+    /// The inode `raw` gave.
+    pub fn from_raw((dev, ino): (u64, u64)) -> Ident {
+        Ident { dev, ino }
+    }
+}
+
 // (`st_dev` and `st_ino` are not u64 on every target.)
 #[allow(clippy::unnecessary_cast)]
 fn ident(st: &rfs::Stat) -> Ident {
@@ -169,6 +181,16 @@ pub fn open_dir(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
         }
     }
     Ok(rfs::openat(parent, name, DIR_FLAGS, Mode::empty())?)
+}
+
+/// Opens the directory `rel` (names joined by `/`; empty: `root` itself)
+/// below `root`, one name at a time, never following a symlink.
+pub fn open_beneath(root: BorrowedFd<'_>, rel: &[u8]) -> io::Result<OwnedFd> {
+    let mut fd = rfs::openat(root, c".", DIR_FLAGS, Mode::empty())?;
+    for name in rel.split(|&b| b == b'/').filter(|n| !n.is_empty()) {
+        fd = open_dir(fd.as_fd(), &cname(name)?)?;
+    }
+    Ok(fd)
 }
 
 /// Makes the directory `name` in `parent`, private (0700) until its

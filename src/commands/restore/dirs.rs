@@ -1,21 +1,29 @@
-//! The directories of a restore. They are made (or found) parents first,
-//! each opened relative to its parent's descriptor without following a
-//! symlink and remembered by inode. Later phases get a directory's
-//! descriptor from a bounded cache, or open it again through its parents
-//! and check it is still the inode made; a directory that is not (a
-//! symlink now, or another directory) is reported once and nothing more is
-//! restored below it. At the end each directory gets its metadata on its
-//! own descriptor, children before parents, times last.
+//! The directories of a restore that are open for work: those on the path
+//! of the walk and those with entries in the window being restored. Each
+//! is made (or found) when the walk gives it out, below its parent's
+//! descriptor, without following a symlink, and remembered by inode.
+//! Later a directory's descriptor comes from a bounded cache, or is opened
+//! again through its parents and checked to be the inode made; a
+//! directory that is not (a symlink now, or another directory) is reported
+//! once and nothing more is restored below it. When all its windows are
+//! done it gets its metadata on its own descriptor (children before
+//! parents, times last) and is forgotten: what is kept per directory is
+//! its name, inode and metadata, only while it is open for work.
 
-use std::ffi::CString;
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::cache::FdCache;
 use super::dirfd::{self, Ident};
-use super::plan::DirPlan;
-use super::{meta, Problems};
+use super::meta::{self, Meta};
+use super::plan::TARGET;
+use super::Problems;
+use crate::format::tree::Node;
 use crate::Result;
 
 /// Descriptors of directories kept open at once.
@@ -25,107 +33,155 @@ const OPEN_DIRS: usize = 128;
 #[derive(Debug)]
 pub struct Reported;
 
-/// The directories of a plan, by index (0: the target).
+struct Dir {
+    parent: u32,
+    name: CString,
+    /// The inode made (None if it could not be made).
+    id: Option<Ident>,
+    failed: AtomicBool,
+    meta: Meta,
+}
+
+/// The directories open for work, by number ([`TARGET`]: the target).
 pub struct Dirs<'a> {
-    plan: &'a [DirPlan],
+    target: PathBuf,
     root: Arc<OwnedFd>,
-    names: Vec<CString>,
-    ids: Vec<Option<Ident>>,
-    failed: Vec<AtomicBool>,
+    live: HashMap<u32, Dir>,
     open: FdCache<Arc<OwnedFd>>,
     problems: &'a Problems,
 }
 
 impl<'a> Dirs<'a> {
-    /// The directories of `plan` below the open target `root`.
-    pub fn new(plan: &'a [DirPlan], root: OwnedFd, problems: &'a Problems) -> Self {
+    /// The directories below the open target `root` (at `target`).
+    pub fn new(target: PathBuf, root: OwnedFd, problems: &'a Problems) -> Self {
         Dirs {
-            plan,
+            target,
             root: Arc::new(root),
-            names: Vec::new(),
-            ids: vec![None; plan.len()],
-            failed: (0..plan.len()).map(|_| AtomicBool::new(false)).collect(),
+            live: HashMap::new(),
             open: FdCache::new(OPEN_DIRS),
             problems,
         }
     }
 
+    /// The target's descriptor.
+    pub fn root(&self) -> &Arc<OwnedFd> {
+        &self.root
+    }
+
+    /// Removes the temporary names an earlier restore left in the target
+    /// itself; returns how many.
+    pub fn remove_stale_in_target(&self) -> Result<u64> {
+        dirfd::remove_stale_temps(self.root.as_fd()).map_err(|e| crate::Error::io(&self.target, e))
+    }
+
     /// Reports directory `i` as failed (once), with `why`.
-    fn fail(&self, i: usize, why: String) {
-        if !self.failed[i].swap(true, Ordering::SeqCst) {
+    fn fail(&self, d: &Dir, why: String) {
+        if !d.failed.swap(true, Ordering::SeqCst) {
             self.problems.fail(why);
         }
     }
 
-    /// Makes (or finds) every directory, parents first; in directories
-    /// that were there already (and the target, if `root_existed`),
-    /// removes the temporary names an earlier restore left. Returns how
-    /// many it removed.
-    pub fn make_all(&mut self, root_existed: bool) -> Result<u64> {
-        let mut stale = 0;
-        if root_existed {
-            stale += dirfd::remove_stale_temps(self.root.as_fd())
-                .map_err(|e| crate::Error::io(&self.plan[0].path, e))?;
+    /// Whether directory `i` is still open for work.
+    pub fn is_live(&self, i: u32) -> bool {
+        i == TARGET || self.live.contains_key(&i)
+    }
+
+    /// Where directory `i` is, relative to the target (names joined by
+    /// `/`; empty for the target).
+    pub fn rel_path(&self, mut i: u32) -> Vec<u8> {
+        let mut names = Vec::new();
+        while let Some(d) = (i != TARGET).then(|| self.live.get(&i)).flatten() {
+            names.push(d.name.as_bytes());
+            i = d.parent;
         }
-        self.names = Vec::with_capacity(self.plan.len());
-        self.names.push(CString::default());
-        for i in 1..self.plan.len() {
-            crate::interrupt::check()?;
-            let d = &self.plan[i];
-            let node = d.node.as_ref().expect("a directory below the target");
-            let name = match dirfd::cname(&node.name) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.names.push(CString::default());
-                    self.fail(i, format!("{}: NOT restored ({e})", d.path.display()));
-                    continue;
-                }
-            };
-            self.names.push(name);
-            let Ok(parent) = self.get(d.parent) else {
-                self.failed[i].store(true, Ordering::SeqCst);
-                continue;
-            };
-            let name = &self.names[i];
-            let made = dirfd::make_dir(parent.as_fd(), name)
-                .and_then(|created| Ok((created, dirfd::open_dir(parent.as_fd(), name)?)))
-                .and_then(|(created, fd)| Ok((created, dirfd::ident_of(fd.as_fd())?, fd)));
-            let (created, id, fd) = match made {
-                Ok(m) => m,
-                Err(e) => {
-                    let why = if dirfd::is_symlink_error(&e)
-                        || dirfd::is_symlink_at(parent.as_fd(), &self.names[i])
-                    {
-                        "a symlink is in its place in the target: not followed".to_string()
-                    } else if dirfd::is_not_dir_error(&e) {
-                        "something that is not a directory is in its place in the target"
-                            .to_string()
-                    } else {
-                        e.to_string()
-                    };
-                    self.fail(
-                        i,
-                        format!(
-                            "{}: NOT restored, nor anything below it ({why})",
-                            d.path.display()
-                        ),
-                    );
-                    continue;
-                }
-            };
-            if !created {
-                match dirfd::remove_stale_temps(fd.as_fd()) {
-                    Ok(n) => stale += n,
-                    Err(e) => self.problems.fail(format!(
-                        "{}: cannot remove the temporary names of an earlier restore: {e}",
-                        d.path.display()
-                    )),
-                }
+        names.reverse();
+        names.join(&b'/')
+    }
+
+    /// Where directory `i` lands, for messages.
+    pub fn path(&self, i: u32) -> PathBuf {
+        let rel = self.rel_path(i);
+        if rel.is_empty() {
+            self.target.clone()
+        } else {
+            self.target.join(OsStr::from_bytes(&rel))
+        }
+    }
+
+    /// Where entry `name` of directory `dir` lands, for messages.
+    pub fn path_of(&self, dir: u32, name: &[u8]) -> PathBuf {
+        self.path(dir).join(OsStr::from_bytes(name))
+    }
+
+    /// Where `rel` (a path relative to the target) lands, for messages.
+    pub fn target_path(&self, rel: &[u8]) -> PathBuf {
+        self.target.join(OsStr::from_bytes(rel))
+    }
+
+    /// Makes (or finds) directory `id` in `parent`, which is open for
+    /// work; in one that was there already, removes the temporary names
+    /// an earlier restore left, and returns how many.
+    pub fn make(&mut self, id: u32, parent: u32, mut node: Node) -> u64 {
+        let name = dirfd::cname(&node.name);
+        let d = Dir {
+            parent,
+            name: name.as_ref().cloned().unwrap_or_default(),
+            id: None,
+            failed: AtomicBool::new(false),
+            meta: Meta::take(&mut node),
+        };
+        self.live.insert(id, d);
+        let d = &self.live[&id];
+        if let Err(e) = name {
+            self.fail(
+                d,
+                format!("{}: NOT restored ({e})", self.path(id).display()),
+            );
+            return 0;
+        }
+        let Ok(parent) = self.get(parent) else {
+            d.failed.store(true, Ordering::SeqCst);
+            return 0;
+        };
+        let made = dirfd::make_dir(parent.as_fd(), &d.name)
+            .and_then(|created| Ok((created, dirfd::open_dir(parent.as_fd(), &d.name)?)))
+            .and_then(|(created, fd)| Ok((created, dirfd::ident_of(fd.as_fd())?, fd)));
+        let (created, ident, fd) = match made {
+            Ok(m) => m,
+            Err(e) => {
+                let why = if dirfd::is_symlink_error(&e)
+                    || dirfd::is_symlink_at(parent.as_fd(), &d.name)
+                {
+                    "a symlink is in its place in the target: not followed".to_string()
+                } else if dirfd::is_not_dir_error(&e) {
+                    "something that is not a directory is in its place in the target".to_string()
+                } else {
+                    e.to_string()
+                };
+                let path = self.path(id);
+                self.fail(
+                    d,
+                    format!(
+                        "{}: NOT restored, nor anything below it ({why})",
+                        path.display()
+                    ),
+                );
+                return 0;
             }
-            self.ids[i] = Some(id);
-            self.open.put(i as u32, Arc::new(fd));
+        };
+        let mut stale = 0;
+        if !created {
+            match dirfd::remove_stale_temps(fd.as_fd()) {
+                Ok(n) => stale = n,
+                Err(e) => self.problems.fail(format!(
+                    "{}: cannot remove the temporary names of an earlier restore: {e}",
+                    self.path(id).display()
+                )),
+            }
         }
-        Ok(stale)
+        self.live.get_mut(&id).expect("inserted above").id = Some(ident);
+        self.open.put(id, Arc::new(fd));
+        stale
     }
 
     /// Closes every directory descriptor but the target's: the next use
@@ -137,21 +193,21 @@ impl<'a> Dirs<'a> {
     /// A descriptor of directory `i`, or [`Reported`] if it (or one above
     /// it) could not be made or is no longer the directory made.
     pub fn get(&self, i: u32) -> std::result::Result<Arc<OwnedFd>, Reported> {
-        if i == 0 {
+        if i == TARGET {
             return Ok(self.root.clone());
         }
-        let iu = i as usize;
-        if self.failed[iu].load(Ordering::SeqCst) {
+        let d = self.live.get(&i).expect("a directory open for work");
+        if d.failed.load(Ordering::SeqCst) {
             return Err(Reported);
         }
         if let Some(fd) = self.open.get(i) {
             return Ok(fd);
         }
-        let parent = self.get(self.plan[iu].parent).inspect_err(|_| {
-            self.failed[iu].store(true, Ordering::SeqCst);
+        let parent = self.get(d.parent).inspect_err(|_| {
+            d.failed.store(true, Ordering::SeqCst);
         })?;
-        let id = self.ids[iu].ok_or(Reported)?;
-        let opened = dirfd::open_dir(parent.as_fd(), &self.names[iu]).and_then(|fd| {
+        let id = d.id.ok_or(Reported)?;
+        let opened = dirfd::open_dir(parent.as_fd(), &d.name).and_then(|fd| {
             if dirfd::ident_of(fd.as_fd())? == id {
                 Ok(fd)
             } else {
@@ -166,7 +222,7 @@ impl<'a> Dirs<'a> {
             }
             Err(e) => {
                 let why = if dirfd::is_symlink_error(&e)
-                    || dirfd::is_symlink_at(parent.as_fd(), &self.names[iu])
+                    || dirfd::is_symlink_at(parent.as_fd(), &d.name)
                 {
                     "replaced by a symlink during the restore: not followed".to_string()
                 } else if e.kind() == std::io::ErrorKind::NotFound {
@@ -175,10 +231,10 @@ impl<'a> Dirs<'a> {
                     e.to_string()
                 };
                 self.fail(
-                    iu,
+                    d,
                     format!(
                         "{}: {why}; what was not restored below it yet is left out",
-                        self.plan[iu].path.display()
+                        self.path(i).display()
                     ),
                 );
                 Err(Reported)
@@ -186,22 +242,23 @@ impl<'a> Dirs<'a> {
         }
     }
 
-    /// Sets every directory's metadata, children first; returns how many
-    /// directories were restored.
-    pub fn apply_meta(&self) -> Result<u64> {
+    /// Sets the metadata of the directories `done` (all their windows
+    /// restored; children before parents) and forgets them; returns how
+    /// many directories were restored.
+    pub fn close(&mut self, done: &[u32]) -> Result<u64> {
         let mut n = 0;
-        for i in (1..self.plan.len()).rev() {
+        for &i in done {
             crate::interrupt::check()?;
-            let Ok(fd) = self.get(i as u32) else {
-                continue;
-            };
-            let node = self.plan[i].node.as_ref().expect("below the target");
-            match meta::apply_fd(fd.as_fd(), node, &self.plan[i].path) {
-                Ok(()) => n += 1,
-                Err(e) => self.problems.fail(e.to_string()),
+            if let Ok(fd) = self.get(i) {
+                let d = &self.live[&i];
+                match meta::apply_fd(fd.as_fd(), &d.meta, &self.path(i)) {
+                    Ok(()) => n += 1,
+                    Err(e) => self.problems.fail(e.to_string()),
+                }
             }
             // Its descriptor is not needed again; its parent's soon is.
-            self.open.remove(i as u32);
+            self.open.remove(i);
+            self.live.remove(&i);
         }
         Ok(n)
     }

@@ -24,12 +24,14 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::cache::FdCache;
+use super::data::BlobUse;
 use super::dirfd::{self, Ident};
 use super::dirs::Dirs;
-use super::plan::Plan;
-use super::{meta, Problems};
+use super::links::{First, Link, Links};
+use super::meta::{self, Meta};
+use super::Problems;
+use crate::format::tree::Node;
 use crate::format::BlobId;
-use crate::index::BlobLocation;
 use crate::repository::Repository;
 use crate::{Error, Result};
 
@@ -53,9 +55,44 @@ struct Temp {
     id: Ident,
 }
 
-/// The files of a plan, by index.
+/// A regular file to write (or hard-link) in directory `dir`.
+pub struct FilePlan {
+    /// Its directory's number.
+    pub dir: u32,
+    /// Its name.
+    pub name: Vec<u8>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its metadata.
+    pub meta: Meta,
+    /// Its chunks, in order (taken when the window's reads are planned).
+    pub content: Vec<BlobId>,
+    /// Its part in a hard-link group.
+    pub link: Link,
+}
+
+impl FilePlan {
+    /// What of `node` (in directory `dir`) the restore needs; a later name
+    /// of a hard-linked inode needs no content.
+    pub fn new(dir: u32, mut node: Node, link: Link) -> FilePlan {
+        let content = match link {
+            Link::To(_) => Vec::new(),
+            _ => std::mem::take(&mut node.content),
+        };
+        FilePlan {
+            dir,
+            size: node.size,
+            meta: Meta::take(&mut node),
+            name: node.name,
+            content,
+            link,
+        }
+    }
+}
+
+/// The files of a window, by index.
 pub struct Files<'a> {
-    plan: &'a Plan,
+    plan: Vec<FilePlan>,
     dirs: &'a Dirs<'a>,
     problems: &'a Problems,
     /// The temporary name, once made (the lock also serializes making it).
@@ -74,9 +111,9 @@ fn atomics<T>(n: usize, f: impl Fn() -> T) -> Vec<T> {
 }
 
 impl<'a> Files<'a> {
-    /// The files of `plan`, nothing made yet.
-    pub fn new(plan: &'a Plan, dirs: &'a Dirs<'a>, problems: &'a Problems) -> Self {
-        let n = plan.files.len();
+    /// The files of a window, nothing made yet.
+    pub fn new(plan: Vec<FilePlan>, dirs: &'a Dirs<'a>, problems: &'a Problems) -> Self {
+        let n = plan.len();
         Files {
             plan,
             dirs,
@@ -97,8 +134,8 @@ impl<'a> Files<'a> {
     }
 
     fn path(&self, i: usize) -> PathBuf {
-        let f = &self.plan.files[i];
-        self.plan.path_of(f.dir, &f.node.name)
+        let f = &self.plan[i];
+        self.dirs.path_of(f.dir, &f.name)
     }
 
     /// Files put in place (hard links included) and their bytes.
@@ -128,7 +165,7 @@ impl<'a> Files<'a> {
     fn unrestorable(&self, i: usize, why: String) {
         self.fail(i, DAMAGE, why);
         self.state[i].store(GONE, Ordering::SeqCst);
-        if let Ok(dir) = self.dirs.get(self.plan.files[i].dir) {
+        if let Ok(dir) = self.dirs.get(self.plan[i].dir) {
             self.clear_name(i, dir.as_fd());
         }
     }
@@ -136,8 +173,8 @@ impl<'a> Files<'a> {
     /// Removes what is at the final name of file `i` (not a directory):
     /// its data is damaged or missing, and nothing there may pass for it.
     fn clear_name(&self, i: usize, dir: BorrowedFd<'_>) {
-        let f = &self.plan.files[i];
-        let removed = dirfd::cname(&f.node.name).and_then(|n| dirfd::remove(dir, &n));
+        let f = &self.plan[i];
+        let removed = dirfd::cname(&f.name).and_then(|n| dirfd::remove(dir, &n));
         match removed {
             Err(e) if !dirfd::is_dir_in_the_way(&e) => self.problems.fail(format!(
                 "{}: cannot remove what is there: {e}",
@@ -147,23 +184,31 @@ impl<'a> Files<'a> {
         }
     }
 
-    /// Locates every chunk of every file in the index; files with a chunk
-    /// missing (and hard links to them) are reported and never created.
-    pub fn locate(&mut self, repo: &Repository) -> Result<HashMap<BlobId, BlobLocation>> {
-        let mut locations: HashMap<BlobId, BlobLocation> = HashMap::new();
-        for (i, f) in self.plan.files.iter().enumerate() {
-            if f.link_to.is_some() {
+    /// Locates every chunk of every file of the window in the index, and
+    /// takes the chunk lists: returns, for every blob needed, where it is
+    /// and where it goes. Files with a chunk missing are reported and never
+    /// created.
+    pub fn locate(&mut self, repo: &Repository) -> Result<HashMap<BlobId, BlobUse>> {
+        let mut uses: HashMap<BlobId, BlobUse> = HashMap::new();
+        let mut offsets = Vec::new();
+        for i in 0..self.plan.len() {
+            let f = &mut self.plan[i];
+            if matches!(f.link, Link::To(_)) {
                 continue;
             }
+            let content = std::mem::take(&mut f.content);
+            let size = f.size;
             let mut off = 0u64;
             let mut why = None;
-            for id in &f.node.content {
-                let loc = match locations.get(id) {
-                    Some(l) => *l,
+            offsets.clear();
+            for id in &content {
+                let len = match uses.get(id) {
+                    Some(u) => u.loc.entry.raw_len,
                     None => match repo.locate(id) {
-                        Ok(l) => {
-                            locations.insert(*id, l);
-                            l
+                        Ok(loc) => {
+                            let len = loc.entry.raw_len;
+                            uses.insert(*id, BlobUse::new(loc));
+                            len
                         }
                         Err(Error::Missing { .. }) => {
                             why = Some(format!("data blob {} is missing", id.short()));
@@ -172,57 +217,40 @@ impl<'a> Files<'a> {
                         Err(e) => return Err(e),
                     },
                 };
-                off += loc.entry.raw_len as u64;
+                offsets.push(off);
+                off += len as u64;
             }
-            if why.is_none() && off != f.node.size {
+            if why.is_none() && off != size {
                 why = Some(format!(
-                    "chunk sizes add up to {off}, not the recorded size {}",
-                    f.node.size
+                    "chunk sizes add up to {off}, not the recorded size {size}"
                 ));
             }
             if let Some(why) = why {
                 self.unrestorable(i, why);
-            }
-        }
-        for (i, f) in self.plan.files.iter().enumerate() {
-            if let Some(first) = f.link_to {
-                if self.failed[first].load(Ordering::SeqCst) == DAMAGE {
-                    let why = format!(
-                        "hard link to {}, which is damaged",
-                        self.path(first).display()
-                    );
-                    self.unrestorable(i, why);
-                }
-            }
-        }
-        Ok(locations)
-    }
-
-    /// Counts the chunks each file waits for; files without chunks are
-    /// made and put in place at once.
-    pub fn prepare(&self) -> Result<()> {
-        for (i, f) in self.plan.files.iter().enumerate() {
-            if f.link_to.is_some() || self.state[i].load(Ordering::SeqCst) != PLANNED {
                 continue;
             }
-            let chunks = f.node.content.len() as u32;
-            self.remaining[i].store(chunks, Ordering::SeqCst);
-            if chunks == 0 {
-                crate::interrupt::check()?;
-                self.finish(i);
+            for (id, &off) in content.iter().zip(&offsets) {
+                let u = uses.get_mut(id).expect("located above");
+                u.targets.push((i as u32, off));
             }
+            self.remaining[i].store(content.len() as u32, Ordering::SeqCst);
         }
-        Ok(())
+        Ok(uses)
     }
 
-    /// Files waiting for chunks, with their chunk ids.
-    pub fn waiting(&self) -> impl Iterator<Item = (usize, &[BlobId])> {
-        self.plan.files.iter().enumerate().filter_map(|(i, f)| {
-            (f.link_to.is_none()
-                && self.state[i].load(Ordering::SeqCst) == PLANNED
-                && !f.node.content.is_empty())
-            .then_some((i, f.node.content.as_slice()))
-        })
+    /// Puts in place at once the files without chunks.
+    pub fn prepare(&self) -> Result<()> {
+        for (i, f) in self.plan.iter().enumerate() {
+            if matches!(f.link, Link::To(_))
+                || self.state[i].load(Ordering::SeqCst) != PLANNED
+                || self.remaining[i].load(Ordering::SeqCst) != 0
+            {
+                continue;
+            }
+            crate::interrupt::check()?;
+            self.finish(i);
+        }
+        Ok(())
     }
 
     /// File `i`, open for writing: made under a temporary name the first
@@ -238,12 +266,12 @@ impl<'a> Files<'a> {
         let file = match &*slot {
             Some(t) => dirfd::reopen_temp(dir, &t.name, t.id)?,
             None => {
-                let node = &self.plan.files[i].node;
-                dirfd::cname(&node.name)?;
-                let (file, name, id) = dirfd::create_temp(dir, &node.name)?;
+                let f = &self.plan[i];
+                dirfd::cname(&f.name)?;
+                let (file, name, id) = dirfd::create_temp(dir, &f.name)?;
                 *slot = Some(Temp { name, id });
                 self.state[i].store(TEMP, Ordering::SeqCst);
-                file.set_len(node.size)?;
+                file.set_len(f.size)?;
                 file
             }
         };
@@ -257,7 +285,7 @@ impl<'a> Files<'a> {
         if self.failed[i].load(Ordering::SeqCst) != OK {
             return;
         }
-        let Ok(dir) = self.dirs.get(self.plan.files[i].dir) else {
+        let Ok(dir) = self.dirs.get(self.plan[i].dir) else {
             // Reported for the directory.
             let _ = self.failed[i].compare_exchange(OK, LOCAL, Ordering::SeqCst, Ordering::SeqCst);
             return;
@@ -288,7 +316,7 @@ impl<'a> Files<'a> {
     /// Puts file `i` in place (metadata on the descriptor, then rename), or
     /// removes its temporary name if it failed.
     fn finish(&self, i: usize) {
-        let f = &self.plan.files[i];
+        let f = &self.plan[i];
         let Ok(dir) = self.dirs.get(f.dir) else {
             self.open.remove(i as u32);
             return;
@@ -296,18 +324,18 @@ impl<'a> Files<'a> {
         let dir = dir.as_fd();
         if self.failed[i].load(Ordering::SeqCst) == OK {
             let placed = self.handle(i, dir).and_then(|file| {
-                meta::set_all(file.as_fd(), &f.node)?;
+                meta::set_all(file.as_fd(), &f.meta)?;
                 self.open.remove(i as u32);
                 drop(file);
                 let slot = self.temps[i].lock().unwrap();
                 let tmp = &slot.as_ref().expect("made by handle").name;
-                dirfd::rename(dir, tmp, &dirfd::cname(&f.node.name)?)
+                dirfd::rename(dir, tmp, &dirfd::cname(&f.name)?)
             });
             match placed {
                 Ok(()) => {
                     self.state[i].store(DONE, Ordering::SeqCst);
                     self.files.fetch_add(1, Ordering::SeqCst);
-                    self.bytes.fetch_add(f.node.size, Ordering::SeqCst);
+                    self.bytes.fetch_add(f.size, Ordering::SeqCst);
                     return;
                 }
                 Err(e) if dirfd::is_dir_in_the_way(&e) => self.fail(
@@ -328,52 +356,97 @@ impl<'a> Files<'a> {
         }
     }
 
-    /// Makes every hard link to a file put in place.
-    pub fn link_all(&self) -> Result<()> {
-        for (i, f) in self.plan.files.iter().enumerate() {
-            let Some(first) = f.link_to else {
+    /// Records what became of the first names of hard-linked inodes met in
+    /// this window, for their later names (in this window or later ones).
+    pub fn resolve_links(&self, links: &mut Links) {
+        for (i, f) in self.plan.iter().enumerate() {
+            let Link::First(key) = f.link else {
                 continue;
             };
-            if self.state[i].load(Ordering::SeqCst) == GONE {
+            let rel = self.dirs.rel_path(f.dir);
+            let name = dirfd::cname(&f.name).unwrap_or_default();
+            let first = match self.state[i].load(Ordering::SeqCst) {
+                DONE => First::Done {
+                    dir: f.dir,
+                    rel,
+                    name,
+                    id: self.temps[i].lock().unwrap().as_ref().expect("made").id,
+                },
+                _ => First::Failed {
+                    rel,
+                    name,
+                    damage: self.failed[i].load(Ordering::SeqCst) == DAMAGE,
+                },
+            };
+            links.resolve(&key, first);
+        }
+    }
+
+    /// Makes every later name of a hard-linked inode in this window, as a
+    /// link to its first name (restored in this window or an earlier one).
+    pub fn link_all(&self, links: &Links) -> Result<()> {
+        for (i, f) in self.plan.iter().enumerate() {
+            let Link::To(key) = f.link else {
                 continue;
-            }
+            };
             crate::interrupt::check()?;
-            if self.state[first].load(Ordering::SeqCst) != DONE {
-                let kind = match self.failed[first].load(Ordering::SeqCst) {
-                    DAMAGE => DAMAGE,
-                    _ => LOCAL,
-                };
-                let why = format!(
-                    "hard link to {}, which was not restored",
-                    self.path(first).display()
-                );
-                self.fail(i, kind, why);
-                self.state[i].store(GONE, Ordering::SeqCst);
-                if kind == DAMAGE {
-                    if let Ok(dir) = self.dirs.get(f.dir) {
-                        self.clear_name(i, dir.as_fd());
-                    }
-                }
-                continue;
-            }
-            let from = &self.plan.files[first];
             let Ok(dir) = self.dirs.get(f.dir) else {
                 continue; // reported for its directory
             };
-            let Ok(from_dir) = self.dirs.get(from.dir) else {
-                let why = format!(
-                    "hard link to {}, whose directory was replaced",
-                    self.path(first).display()
-                );
-                self.fail(i, LOCAL, why);
-                continue;
-            };
-            let id = self.temps[first].lock().unwrap().as_ref().expect("made").id;
             let dir = dir.as_fd();
-            let linked = dirfd::cname(&from.node.name)
-                .and_then(|from| dirfd::link_temp(from_dir.as_fd(), &from, dir, &f.node.name, id))
-                .and_then(|tmp| {
-                    let r = dirfd::cname(&f.node.name).and_then(|n| dirfd::rename(dir, &tmp, &n));
+            let (from_dir, rel, from, id) = match links.first(&key) {
+                First::Pending => unreachable!("resolved before links are made"),
+                First::Failed { rel, name, damage } => {
+                    let first = self.dirs.target_path(&join(rel, name));
+                    if *damage {
+                        let why = format!("hard link to {}, which is damaged", first.display());
+                        self.fail(i, DAMAGE, why);
+                        self.clear_name(i, dir);
+                    } else {
+                        let why =
+                            format!("hard link to {}, which was not restored", first.display());
+                        self.fail(i, LOCAL, why);
+                    }
+                    self.state[i].store(GONE, Ordering::SeqCst);
+                    continue;
+                }
+                First::Done {
+                    dir: d,
+                    rel,
+                    name,
+                    id,
+                } => (*d, rel, name, *id),
+            };
+            let first = || self.dirs.target_path(&join(rel, from));
+            // Its directory is open for work still, or opened again below
+            // the target (never through a symlink).
+            let opened = if self.dirs.is_live(from_dir) {
+                self.dirs.get(from_dir).map_err(|_| None)
+            } else {
+                dirfd::open_beneath(self.dirs.root().as_fd(), rel)
+                    .map(Arc::new)
+                    .map_err(Some)
+            };
+            let from_fd = match opened {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let why = match e {
+                        None => format!(
+                            "hard link to {}, whose directory was replaced",
+                            first().display()
+                        ),
+                        Some(e) => format!(
+                            "hard link to {}, whose directory cannot be opened: {e}",
+                            first().display()
+                        ),
+                    };
+                    self.fail(i, LOCAL, why);
+                    continue;
+                }
+            };
+            let linked =
+                dirfd::link_temp(from_fd.as_fd(), from, dir, &f.name, id).and_then(|tmp| {
+                    let r = dirfd::cname(&f.name).and_then(|n| dirfd::rename(dir, &tmp, &n));
                     if r.is_err() {
                         let _ = dirfd::remove(dir, &tmp);
                     }
@@ -387,12 +460,22 @@ impl<'a> Files<'a> {
                 Err(e) => self.fail(
                     i,
                     LOCAL,
-                    format!("cannot hard-link it to {}: {e}", self.path(first).display()),
+                    format!("cannot hard-link it to {}: {e}", first().display()),
                 ),
             }
         }
         Ok(())
     }
+}
+
+/// `rel/name` (just `name` when `rel` is empty).
+fn join(rel: &[u8], name: &CString) -> Vec<u8> {
+    let mut p = rel.to_vec();
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name.as_bytes());
+    p
 }
 
 impl Drop for Files<'_> {
@@ -403,7 +486,7 @@ impl Drop for Files<'_> {
             let t = t.get_mut().unwrap_or_else(|p| p.into_inner());
             if let (Some(t), TEMP) = (t, self.state[i].load(Ordering::SeqCst)) {
                 self.open.remove(i as u32);
-                if let Ok(dir) = self.dirs.get(self.plan.files[i].dir) {
+                if let Ok(dir) = self.dirs.get(self.plan[i].dir) {
                     let _ = dirfd::remove(dir.as_fd(), &t.name);
                 }
             }

@@ -3,7 +3,8 @@
 //! that are neither files nor directories (symlinks, FIFOs, device nodes),
 //! each made under a temporary name, given its metadata and renamed into
 //! place. Sockets, and device nodes when not root, are not recreated: a
-//! warning, not damage.
+//! warning, not damage. [`Meta`] is what is kept of a node until its
+//! metadata is set (the rest of the node is dropped when it is planned).
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
@@ -12,10 +13,45 @@ use rustix::fs::FileType;
 
 use super::dirfd;
 use super::dirs::Dirs;
-use super::plan::Plan;
 use super::Problems;
 use crate::format::tree::{Node, NodeKind};
 use crate::{Error, Result};
+
+/// The metadata restore sets on a file or directory.
+#[derive(Debug, Default)]
+pub struct Meta {
+    /// Permission and set-id bits.
+    pub mode: u32,
+    /// Owner (set as root).
+    pub uid: u32,
+    /// Group (set as root).
+    pub gid: u32,
+    /// Modification (and access) time, ns since the epoch.
+    pub mtime_ns: i64,
+    /// Extended attributes (name, value).
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Meta {
+    /// The metadata of `n`, its xattrs taken out of it.
+    pub fn take(n: &mut Node) -> Meta {
+        Meta {
+            mode: n.mode,
+            uid: n.uid,
+            gid: n.gid,
+            mtime_ns: n.mtime_ns,
+            xattrs: std::mem::take(&mut n.xattrs),
+        }
+    }
+}
+
+/// A symlink, FIFO, device node or socket to make in directory `dir`.
+pub struct OtherPlan {
+    /// Its directory's number.
+    pub dir: u32,
+    /// Name and metadata.
+    pub node: Node,
+}
 
 /// Whether restore runs as root (and so restores owners and devices).
 pub fn is_root() -> bool {
@@ -25,7 +61,7 @@ pub fn is_root() -> bool {
 
 /// Sets owner (as root), xattrs, mode and times of an open file, as
 /// [`apply_fd`], with the bare I/O error.
-pub fn set_all(fd: BorrowedFd<'_>, n: &Node) -> std::io::Result<()> {
+pub fn set_all(fd: BorrowedFd<'_>, n: &Meta) -> std::io::Result<()> {
     if is_root() {
         dirfd::chown(fd, n.uid, n.gid)?;
     }
@@ -39,7 +75,7 @@ pub fn set_all(fd: BorrowedFd<'_>, n: &Node) -> std::io::Result<()> {
 
 /// Sets owner (as root), xattrs, mode and times of an open file,
 /// directory or FIFO.
-pub fn apply_fd(fd: BorrowedFd<'_>, n: &Node, path: &Path) -> Result<()> {
+pub fn apply_fd(fd: BorrowedFd<'_>, n: &Meta, path: &Path) -> Result<()> {
     set_all(fd, n).map_err(|e| Error::io(path, e))
 }
 
@@ -52,7 +88,7 @@ pub enum Made {
 }
 
 /// Makes the symlink, FIFO or device node `n` in `dir`.
-fn make_other(dir: BorrowedFd<'_>, n: &Node) -> std::io::Result<Made> {
+fn make_other(dir: BorrowedFd<'_>, n: &mut Node) -> std::io::Result<Made> {
     let name = dirfd::cname(&n.name)?;
     let (kind, tmp) = match n.kind {
         NodeKind::Symlink => {
@@ -80,7 +116,7 @@ fn make_other(dir: BorrowedFd<'_>, n: &Node) -> std::io::Result<Made> {
         let fd = dirfd::open_made(dir, &tmp, kind, n.rdev)?;
         let fd = fd.as_fd();
         match kind {
-            FileType::Fifo => set_all(fd, n)?,
+            FileType::Fifo => set_all(fd, &Meta::take(n))?,
             _ => {
                 if is_root() {
                     dirfd::chown_path_fd(fd, n.uid, n.gid)?;
@@ -103,17 +139,17 @@ fn make_other(dir: BorrowedFd<'_>, n: &Node) -> std::io::Result<Made> {
     Ok(Made::Yes)
 }
 
-/// Makes every symlink, FIFO and device node of the plan; returns how
+/// Makes the symlinks, FIFOs and device nodes of a window; returns how
 /// many were made.
-pub fn make_others(plan: &Plan, dirs: &Dirs<'_>, problems: &Problems) -> Result<u64> {
+pub fn make_others(others: Vec<OtherPlan>, dirs: &Dirs<'_>, problems: &Problems) -> Result<u64> {
     let mut n = 0;
-    for o in &plan.others {
+    for mut o in others {
         crate::interrupt::check()?;
         let Ok(dir) = dirs.get(o.dir) else {
             continue;
         };
-        let path = plan.path_of(o.dir, &o.node.name);
-        match make_other(dir.as_fd(), &o.node) {
+        let path = dirs.path_of(o.dir, &o.node.name);
+        match make_other(dir.as_fd(), &mut o.node) {
             Ok(Made::Yes) => n += 1,
             Ok(Made::NotHere) => problems.warn(format!(
                 "{}: {} not recreated (restore cannot create this kind here)",

@@ -1,10 +1,14 @@
-//! What a restore will make: the snapshot's trees walked once, filtered by
-//! `--include` / `--exclude`, into lists of directories (parents before
-//! children), files and other entries, each placed by the index of its
-//! directory. Directory listings that are lost or damaged are noted, and
-//! every `--include` pattern that matched nothing is named.
+//! What a restore will make, as a stream: the snapshot's trees walked
+//! depth first, one directory listing at a time, filtered by `--include` /
+//! `--exclude`, and given out as [`Step`]s: a directory (parents before
+//! children, and only once something below it is selected), its files and
+//! other entries, and the end of each directory. Nothing but the listings
+//! of the directories being walked (the path from the root down) is held:
+//! memory grows with the depth of the tree and the size of its largest
+//! listings, not with the number of entries. Listings that are lost or
+//! damaged are named, and every `--include` pattern that matched nothing.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -16,53 +20,24 @@ use crate::format::BlobId;
 use crate::repository::Repository;
 use crate::{Error, Result};
 
-/// A directory to make. Index 0 is the target itself (no node).
-pub struct DirPlan {
-    /// Index of the parent directory (0 for the target's own entries).
-    pub parent: u32,
-    /// Where it lands, for messages.
-    pub path: PathBuf,
-    /// Its metadata (None for the target).
-    pub node: Option<Node>,
-}
+/// Directory number of the target itself; the directories below it are
+/// numbered from 1 in the order they are given out.
+pub const TARGET: u32 = 0;
 
-/// A regular file to write (or hard-link).
-pub struct FilePlan {
-    /// Index of its directory.
-    pub dir: u32,
-    /// Name, metadata and content.
-    pub node: Node,
-    /// For the second and later names of a hard-linked inode: the first.
-    pub link_to: Option<usize>,
-}
-
-/// A symlink, FIFO, device node or socket.
-pub struct OtherPlan {
-    /// Index of its directory.
-    pub dir: u32,
-    /// Name and metadata.
-    pub node: Node,
-}
-
-/// Everything a restore makes.
-pub struct Plan {
-    /// Directories, parents before children; `dirs[0]` is the target.
-    pub dirs: Vec<DirPlan>,
-    /// Regular files.
-    pub files: Vec<FilePlan>,
-    /// Other entries.
-    pub others: Vec<OtherPlan>,
-    /// Directories whose listing is lost or damaged: not restored.
-    pub lost: Vec<String>,
-    /// `--include` patterns that matched nothing.
-    pub unmatched: Vec<String>,
-}
-
-impl Plan {
-    /// Where entry `name` of directory `dir` lands, for messages.
-    pub fn path_of(&self, dir: u32, name: &[u8]) -> PathBuf {
-        self.dirs[dir as usize].path.join(OsStr::from_bytes(name))
-    }
+/// One thing a restore makes, in the order it is to be made.
+pub enum Step {
+    /// A directory `id` to make in directory `parent` (given before
+    /// anything in it). `node` holds its name and metadata.
+    Dir { id: u32, parent: u32, node: Node },
+    /// A regular file in directory `dir`.
+    File { dir: u32, node: Node },
+    /// A symlink, FIFO, device node or socket in directory `dir`.
+    Other { dir: u32, node: Node },
+    /// Everything in directory `id` (and below it) has been given.
+    Close { id: u32 },
+    /// A listing that is lost or damaged (nothing below it is restored),
+    /// said for the user.
+    Lost(String),
 }
 
 /// Whether an error means the object is lost or damaged (restore goes on
@@ -103,18 +78,117 @@ fn globset(patterns: &[String]) -> Result<Option<GlobSet>> {
     ))
 }
 
-struct Walker<'a> {
+/// A directory being walked.
+struct Frame {
+    /// Its entries not walked yet.
+    nodes: std::vec::IntoIter<Node>,
+    /// Its number, once given out (it is given out when something in it
+    /// is selected).
+    id: Option<u32>,
+    /// Its own node, until it is given out (None for the target).
+    node: Option<Node>,
+    /// Its name (empty for the target).
+    name: Vec<u8>,
+    /// Its path in the snapshot.
+    snap_path: PathBuf,
+    /// Whether it (or a directory above it) is selected.
+    selected: bool,
+}
+
+/// The walk of a snapshot's tree: [`Walker::next`] gives its steps.
+pub struct Walker<'a> {
     repo: &'a Repository,
+    target: PathBuf,
     includes: Option<GlobSet>,
     excludes: Option<GlobSet>,
+    patterns: Vec<String>,
     /// Which include patterns matched a path; how many did not yet.
     matched: Vec<bool>,
     unmatched: usize,
     hits: Vec<usize>,
-    hardlinks: HashMap<(u64, u64), usize>,
+    /// The directories from the root down to the one being walked.
+    stack: Vec<Frame>,
+    /// Steps found, not given out yet.
+    queue: VecDeque<Step>,
+    next_id: u32,
 }
 
-impl Walker<'_> {
+impl<'a> Walker<'a> {
+    /// The walk of the tree `root`, to be restored into `target`.
+    pub fn new(
+        repo: &'a Repository,
+        root: &BlobId,
+        target: &Path,
+        includes: &[String],
+        excludes: &[String],
+    ) -> Result<Walker<'a>> {
+        let mut w = Walker {
+            repo,
+            target: target.to_path_buf(),
+            includes: globset(includes)?,
+            excludes: globset(excludes)?,
+            patterns: includes.to_vec(),
+            matched: vec![false; includes.len()],
+            unmatched: includes.len(),
+            hits: Vec::new(),
+            stack: Vec::new(),
+            queue: VecDeque::new(),
+            next_id: TARGET + 1,
+        };
+        match repo.load_tree(root) {
+            Ok(tree) => w.stack.push(Frame {
+                nodes: tree.nodes.into_iter(),
+                id: Some(TARGET),
+                node: None,
+                name: Vec::new(),
+                snap_path: PathBuf::from("/"),
+                selected: false,
+            }),
+            Err(e) if is_damage(&e) => w.queue.push_back(Step::Lost(format!(
+                "{}: NOT restored (the snapshot's root directory listing is lost: {e})",
+                target.display()
+            ))),
+            Err(e) => return Err(e),
+        }
+        Ok(w)
+    }
+
+    /// `--include` patterns that matched nothing walked so far.
+    pub fn unmatched(&self) -> Vec<String> {
+        self.patterns
+            .iter()
+            .zip(&self.matched)
+            .filter(|(_, &m)| !m)
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    /// Whether every `--include` pattern matched something already.
+    pub fn all_matched(&self) -> bool {
+        self.unmatched == 0
+    }
+
+    /// The next step, or None when the whole tree is walked.
+    pub fn next(&mut self) -> Result<Option<Step>> {
+        loop {
+            if let Some(s) = self.queue.pop_front() {
+                return Ok(Some(s));
+            }
+            let Some(top) = self.stack.last_mut() else {
+                return Ok(None);
+            };
+            match top.nodes.next() {
+                Some(node) => self.entry(node)?,
+                None => {
+                    let done = self.stack.pop().expect("a frame");
+                    if let Some(id) = done.id.filter(|&id| id != TARGET) {
+                        self.queue.push_back(Step::Close { id });
+                    }
+                }
+            }
+        }
+    }
+
     /// Whether `sp` is selected (`selected`: a directory above it is),
     /// noting which include patterns match it.
     fn selects(&mut self, sp: &str, selected: bool) -> bool {
@@ -134,127 +208,82 @@ impl Walker<'_> {
         selected || !self.hits.is_empty()
     }
 
-    /// Walks a tree; returns whether anything below was selected.
-    fn walk(
-        &mut self,
-        tree_id: &BlobId,
-        snap_path: &Path,
-        dir: u32,
-        selected: bool,
-        plan: &mut Plan,
-    ) -> Result<bool> {
-        let tree = self.repo.load_tree(tree_id)?;
-        let mut any = false;
-        for node in tree.nodes {
-            let name = OsStr::from_bytes(&node.name);
-            let sp = snap_path.join(name);
-            // Patterns see the escaped form `ls` shows.
-            let shown = crate::name_escape::escape(sp.as_os_str().as_bytes());
-            if self.excludes.as_ref().is_some_and(|g| g.is_match(&shown)) {
-                continue;
-            }
-            let sel = self.selects(&shown, selected);
-            match node.kind {
-                NodeKind::Dir => {
-                    let idx = plan.dirs.len();
-                    let sub = node.subtree.expect("validated dir node");
-                    plan.dirs.push(DirPlan {
-                        parent: dir,
-                        path: plan.path_of(dir, &node.name),
-                        node: Some(node),
-                    });
-                    let below = match self.walk(&sub, &sp, idx as u32, sel, plan) {
-                        Ok(b) => b,
-                        Err(e) if is_damage(&e) => {
-                            // Its own metadata is here, its entries are
-                            // not: it is not created, and named.
-                            // (Its listing failed to load: nothing below
-                            // it was planned.)
-                            let d = plan.dirs.pop().expect("pushed above");
-                            debug_assert_eq!(plan.dirs.len(), idx);
-                            plan.lost.push(format!(
-                                "{}: NOT restored (directory listing lost: {e})",
-                                d.path.display()
-                            ));
-                            any = true;
-                            continue;
+    /// Gives out every directory being walked that was not yet (something
+    /// in the innermost one is selected), parents first.
+    fn materialize(&mut self) {
+        let first = self.stack.iter().rposition(|f| f.id.is_some()).unwrap_or(0);
+        for i in first + 1..self.stack.len() {
+            let parent = self.stack[i - 1].id.expect("given out above");
+            let id = self.next_id;
+            self.next_id += 1;
+            let f = &mut self.stack[i];
+            f.id = Some(id);
+            let node = f.node.take().expect("a directory below the target");
+            self.queue.push_back(Step::Dir { id, parent, node });
+        }
+    }
+
+    /// Where `name`, in the directory being walked, lands.
+    fn path_of(&self, name: &[u8]) -> PathBuf {
+        let mut p = self.target.clone();
+        for f in &self.stack[1..] {
+            p.push(OsStr::from_bytes(&f.name));
+        }
+        p.join(OsStr::from_bytes(name))
+    }
+
+    /// Walks one entry of the directory on top of the stack.
+    fn entry(&mut self, mut node: Node) -> Result<()> {
+        let top = self.stack.last().expect("a frame");
+        let sp = top.snap_path.join(OsStr::from_bytes(&node.name));
+        let above = top.selected;
+        // Patterns see the escaped form `ls` shows.
+        let shown = crate::name_escape::escape(sp.as_os_str().as_bytes());
+        if self.excludes.as_ref().is_some_and(|g| g.is_match(&shown)) {
+            return Ok(());
+        }
+        let sel = self.selects(&shown, above);
+        match node.kind {
+            NodeKind::Dir => {
+                let sub = node.subtree.take().expect("validated dir node");
+                match self.repo.load_tree(&sub) {
+                    Ok(tree) => {
+                        self.stack.push(Frame {
+                            nodes: tree.nodes.into_iter(),
+                            id: None,
+                            name: node.name.clone(),
+                            node: Some(node),
+                            snap_path: sp,
+                            selected: sel,
+                        });
+                        if sel {
+                            self.materialize();
                         }
-                        Err(e) => return Err(e),
-                    };
-                    if !(sel || below) {
-                        plan.dirs.truncate(idx);
-                    } else {
-                        any = true;
                     }
+                    Err(e) if is_damage(&e) => {
+                        // Its own metadata is here, its entries are not:
+                        // it is not created, and named; the directories
+                        // above it are.
+                        self.materialize();
+                        let path = self.path_of(&node.name);
+                        self.queue.push_back(Step::Lost(format!(
+                            "{}: NOT restored (directory listing lost: {e})",
+                            path.display()
+                        )));
+                    }
+                    Err(e) => return Err(e),
                 }
-                _ if !sel => {}
-                NodeKind::File => {
-                    any = true;
-                    let link_to = if node.nlink > 1 {
-                        let key = (node.dev, node.inode);
-                        match self.hardlinks.get(&key) {
-                            Some(&first) => Some(first),
-                            None => {
-                                self.hardlinks.insert(key, plan.files.len());
-                                None
-                            }
-                        }
-                    } else {
-                        None
-                    };
-                    plan.files.push(FilePlan { dir, node, link_to });
-                }
-                _ => {
-                    any = true;
-                    plan.others.push(OtherPlan { dir, node });
-                }
+            }
+            _ if !sel => {}
+            kind => {
+                self.materialize();
+                let dir = self.stack.last().and_then(|f| f.id).expect("given out");
+                self.queue.push_back(match kind {
+                    NodeKind::File => Step::File { dir, node },
+                    _ => Step::Other { dir, node },
+                });
             }
         }
-        Ok(any)
+        Ok(())
     }
-}
-
-/// Walks the tree `root`, to be restored into `target`.
-pub fn plan(
-    repo: &Repository,
-    root: &BlobId,
-    target: &Path,
-    includes: &[String],
-    excludes: &[String],
-) -> Result<Plan> {
-    let mut w = Walker {
-        repo,
-        includes: globset(includes)?,
-        excludes: globset(excludes)?,
-        matched: vec![false; includes.len()],
-        unmatched: includes.len(),
-        hits: Vec::new(),
-        hardlinks: HashMap::new(),
-    };
-    let mut plan = Plan {
-        dirs: vec![DirPlan {
-            parent: 0,
-            path: target.to_path_buf(),
-            node: None,
-        }],
-        files: Vec::new(),
-        others: Vec::new(),
-        lost: Vec::new(),
-        unmatched: Vec::new(),
-    };
-    match w.walk(root, Path::new("/"), 0, false, &mut plan) {
-        Ok(_) => {}
-        Err(e) if is_damage(&e) => plan.lost.push(format!(
-            "{}: NOT restored (the snapshot's root directory listing is lost: {e})",
-            target.display()
-        )),
-        Err(e) => return Err(e),
-    }
-    plan.unmatched = includes
-        .iter()
-        .zip(&w.matched)
-        .filter(|(_, &m)| !m)
-        .map(|(p, _)| p.clone())
-        .collect();
-    Ok(plan)
 }
