@@ -131,6 +131,14 @@ pub struct FilterArgs {
 pub struct SnapshotsArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Group the list by these fields (any of host,paths,tags); --json
+    /// then prints a list of {group_key, snapshots}.
+    #[arg(short = 'g', long, value_name = "host,paths,tags")]
+    pub group_by: Option<String>,
+    /// Only the N newest snapshots of each group (of each host and paths
+    /// without --group-by).
+    #[arg(long, value_name = "N")]
+    pub latest: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -295,8 +295,17 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Create(a) => run_create(cli, a, p),
         Command::Snapshots(a) => {
             let filter = filter_of(&a.filter)?;
+            let opts = commands::snapshots::SnapshotsOptions {
+                group_by: a
+                    .group_by
+                    .as_deref()
+                    .map(commands::retention::GroupBy::parse)
+                    .transpose()
+                    .map_err(|e| usage(format!("--group-by: {e}")))?,
+                latest: a.latest,
+            };
             let repo = open_repo(cli)?;
-            p.snapshots(&commands::snapshots::run(&repo, &filter)?);
+            p.snapshots(commands::snapshots::run(&repo, &filter)?, &opts);
             Ok(exit::OK)
         }
         Command::Ls(a) => {
