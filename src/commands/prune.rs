@@ -151,8 +151,8 @@ fn rfc3339(ns: i64) -> String {
 
 /// Applies the policy to every group (`now_ns`: this machine's clock, which
 /// only sets aside snapshots dated in the future); returns decisions,
-/// oldest first.
-fn decide(
+/// oldest first. Shared with `snap forget --keep-*`.
+pub(crate) fn decide(
     snaps: &[(SnapshotId, crate::format::snapshot::Snapshot)],
     opts: &PruneOptions,
     now_ns: i64,
@@ -206,7 +206,7 @@ fn decide(
 /// Refuses to prune while a snapshot object does not verify: its group,
 /// time and data are unknown, so no decision and no garbage collection
 /// would be safe.
-fn refuse_damaged(list: &SnapshotList) -> Result<()> {
+pub(crate) fn refuse_damaged(list: &SnapshotList) -> Result<()> {
     if list.damaged.is_empty() {
         return Ok(());
     }
