@@ -37,6 +37,13 @@ pub struct Global {
     /// More detail (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Show progress also when stderr is not a terminal; with --json, as
+    /// status lines on stdout before the report (docs/create.md).
+    #[arg(long, global = true, conflicts_with = "no_progress")]
+    pub progress: bool,
+    /// Never show progress.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
     /// Object-store option KEY=VALUE (repeatable), e.g. endpoint=http://host:9000,
     /// region=eu-west-1, allow_http=true, retries=3, connections=4.
     #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", global = true)]

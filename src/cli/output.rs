@@ -15,6 +15,8 @@ use crate::repository::Selected;
 pub struct Printer {
     pub json: bool,
     pub quiet: bool,
+    /// Progress and verbose lines of the long commands.
+    pub display: super::progress::Display,
 }
 
 /// Bytes as a short human figure.
@@ -34,8 +36,23 @@ pub fn human(n: u64) -> String {
 }
 
 impl Printer {
-    fn emit_json<T: Serialize>(&self, v: &T) {
-        say!("{}", serde_json::to_string(v).expect("reports serialize"));
+    /// Prints a report as one JSON line; after status lines (`--json
+    /// --progress`) it carries `"message_type":"summary"`.
+    pub(super) fn emit_json<T: Serialize>(&self, v: &T) {
+        if self.display.json_stream() {
+            let mut v = serde_json::to_value(v).expect("reports serialize");
+            if let Some(o) = v.as_object_mut() {
+                o.insert("message_type".into(), "summary".into());
+            }
+            say!("{v}");
+        } else {
+            say!("{}", serde_json::to_string(v).expect("reports serialize"));
+        }
+    }
+
+    /// Starts the progress display of a long command (items are `unit`).
+    pub fn begin(&self, unit: &'static str) -> super::progress::Session {
+        super::progress::begin(&self.display, unit)
     }
 
     /// A warning on stderr (printed with --quiet too: it says something

@@ -165,6 +165,7 @@ impl PruneArgs {
                 .transpose()?,
             lock_wait: humantime::parse_duration(&self.lock_wait)
                 .or_usage(|| format!("--lock-wait {:?} (e.g. 10m, 1h)", self.lock_wait))?,
+            progress: Default::default(),
         })
     }
 }
@@ -250,8 +251,12 @@ pub fn run_forget(a: &ForgetArgs, repo: &Repository, p: &Printer) -> Result<i32>
 }
 
 pub fn run_prune(a: &PruneArgs, repo: &Repository, p: &Printer) -> Result<i32> {
-    let opts = a.options()?;
-    let r = prune::run(repo, &opts)?;
+    let mut opts = a.options()?;
+    let r = {
+        let session = p.begin("packs");
+        opts.progress = session.progress();
+        prune::run(repo, &opts)?
+    };
     for d in r.snapshots.iter().filter(|d| {
         d.reasons
             .iter()
@@ -271,7 +276,7 @@ pub fn run_prune(a: &PruneArgs, repo: &Repository, p: &Printer) -> Result<i32> {
 
 fn print_prune(p: &Printer, r: &PruneReport) {
     if p.json {
-        say!("{}", serde_json::to_string(r).expect("report serializes"));
+        p.emit_json(r);
         return;
     }
     if p.quiet {

@@ -30,6 +30,7 @@ pub fn run(
         delete: a.delete,
         connections: a.connections.max(1),
         state_dir: None,
+        progress: Default::default(),
     };
     // Asked at most once, however many sides are unlocked.
     let pw_once: std::cell::OnceCell<Zeroizing<String>> = std::cell::OnceCell::new();
@@ -43,7 +44,14 @@ pub fn run(
         };
         Repository::open_with_config(be, config, pw.as_bytes())
     };
-    let r = sync::run(source, target.as_ref(), &opts, &unlock)?;
+    let r = {
+        let session = p.begin("objects");
+        let opts = SyncOptions {
+            progress: session.progress(),
+            ..opts
+        };
+        sync::run(source, target.as_ref(), &opts, &unlock)?
+    };
     let mut text = format!(
         "synced {} -> {}: {} objects sent ({}): {} packs, {} snapshots, {} keys{}; {} packs already there",
         r.source,
