@@ -7,7 +7,8 @@
 //!   redrawn ten times a second — unless `--quiet`, `--json` or
 //!   `--no-progress`;
 //! * stderr is not a terminal (cron, a pipe): nothing, unless `--progress`,
-//!   which prints a plain status line on stderr every few seconds;
+//!   which prints a plain status line on stderr every five seconds and
+//!   one when the command ends;
 //! * `--json --progress`: status lines on stdout, at most two a second and
 //!   one last when the command ends, each one JSON document
 //!   (`"message_type":"status"`); the command's report follows as the last
@@ -166,6 +167,11 @@ fn tick(mode: Mode, c: &Counters, bar: Option<ProgressBar>, unit: &str, stop: &A
     let mut known = false;
     // The first reading asks for the current item's name.
     let _ = c.status();
+    if let Some(b) = &bar {
+        // Drawn at once, also for a run shorter than a redraw.
+        b.set_prefix(format!("0 {unit}"));
+        b.tick();
+    }
     loop {
         std::thread::park_timeout(every);
         let done = stop.load(Ordering::Relaxed);
@@ -182,8 +188,7 @@ fn tick(mode: Mode, c: &Counters, bar: Option<ProgressBar>, unit: &str, stop: &A
                 b.set_message(s.current.clone());
             }
             (None, Mode::Json) => json_line(&s, started.elapsed(), done),
-            (None, _) if !done => eprintln!("{}", plain_line(&s, started.elapsed(), unit)),
-            _ => {}
+            (None, _) => eprintln!("{}", plain_line(&s, started.elapsed(), unit)),
         }
         if done {
             break;
