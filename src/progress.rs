@@ -54,7 +54,11 @@ impl Counters {
     pub fn status(&self) -> Status {
         let files_known = self.files_known.load(Ordering::Relaxed);
         let bytes_known = self.bytes_known.load(Ordering::Relaxed);
-        let current = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         self.want_current.store(true, Ordering::Relaxed);
         Status {
             files_done: self.files_done.load(Ordering::Relaxed),

@@ -71,7 +71,10 @@ fn a_terminal_shows_progress_and_a_pipe_does_not() {
 
     // --no-progress: the terminal shows the report only.
     let shown = on_terminal(&env, &["--no-progress", "create", src_s]);
-    assert!(!shown.contains("B/s") && !shown.contains('\x1b'), "{shown:?}");
+    assert!(
+        !shown.contains("B/s") && !shown.contains('\x1b'),
+        "{shown:?}"
+    );
     // --quiet: nothing at all.
     let shown = on_terminal(&env, &["--quiet", "create", src_s]);
     assert!(shown.trim().is_empty(), "{shown:?}");
@@ -82,7 +85,10 @@ fn a_terminal_shows_progress_and_a_pipe_does_not() {
     assert_eq!(stderr(&out), "", "no progress on a pipe");
     let to = env.path("out");
     let out = run(&env, &["restore", "latest", "--to", to.to_str().unwrap()]);
-    assert_eq!(stderr(&out).lines().filter(|l| l.contains("B/s")).count(), 0);
+    assert_eq!(
+        stderr(&out).lines().filter(|l| l.contains("B/s")).count(),
+        0
+    );
     let out = run(&env, &["check", "--read-data"]);
     assert_eq!(stderr(&out), "");
 
@@ -90,7 +96,8 @@ fn a_terminal_shows_progress_and_a_pipe_does_not() {
     let out = run(&env, &["--progress", "create", src_s]);
     let err = stderr(&out);
     assert!(
-        err.lines().any(|l| l.contains("50 files") && l.contains("/s")),
+        err.lines()
+            .any(|l| l.contains("50 files") && l.contains("/s")),
         "{err}"
     );
     assert!(!err.contains('\x1b'), "{err:?}");
@@ -131,7 +138,14 @@ fn json_progress_gives_status_lines_then_a_summary() {
     let to = env.path("out");
     let out = run(
         &env,
-        &["--json", "--progress", "restore", snap, "--to", to.to_str().unwrap()],
+        &[
+            "--json",
+            "--progress",
+            "restore",
+            snap,
+            "--to",
+            to.to_str().unwrap(),
+        ],
     );
     let lines = json_lines(&out);
     let (summary, status) = lines.split_last().unwrap();
@@ -161,7 +175,10 @@ fn verbose_create_names_changed_files_and_why() {
     let src_s = src.to_str().unwrap();
     let out = run(&env, &["-v", "create", src_s]);
     let err = stderr(&out);
-    assert!(err.contains(&format!("new {}", src.join("f0").display())), "{err}");
+    assert!(
+        err.contains(&format!("new {}", src.join("f0").display())),
+        "{err}"
+    );
 
     // f1 grows, f2 keeps its size but gets another mtime, f3 stays.
     fs::write(src.join("f1"), vec![7u8; 9000]).unwrap();
@@ -172,14 +189,20 @@ fn verbose_create_names_changed_files_and_why() {
     let out = run(&env, &["-v", "create", src_s]);
     let err = stderr(&out);
     assert!(
-        err.contains(&format!("changed {} (size changed)", src.join("f1").display())),
+        err.contains(&format!(
+            "changed {} (size changed)",
+            src.join("f1").display()
+        )),
         "{err}"
     );
     assert!(
         err.contains(&format!("changed {} (mtime changed)", f2.display())),
         "{err}"
     );
-    assert!(!err.contains(&src.join("f3").display().to_string()), "{err}");
+    assert!(
+        !err.contains(&src.join("f3").display().to_string()),
+        "{err}"
+    );
     // -vv also names the unchanged ones.
     let out = run(&env, &["-vv", "create", src_s]);
     let err = stderr(&out);
@@ -192,9 +215,15 @@ fn verbose_create_names_changed_files_and_why() {
     assert_eq!(stderr(&out), "");
 
     let to = env.path("out");
-    let out = run(&env, &["-v", "restore", "latest", "--to", to.to_str().unwrap()]);
+    let out = run(
+        &env,
+        &["-v", "restore", "latest", "--to", to.to_str().unwrap()],
+    );
     let err = stderr(&out);
-    let want = format!("restored {}", to.join(src.strip_prefix("/").unwrap()).join("f4").display());
+    let want = format!(
+        "restored {}",
+        to.join(src.strip_prefix("/").unwrap()).join("f4").display()
+    );
     assert!(err.contains(&want), "{want} in {err}");
     let out = run(&env, &["-v", "check", "--read-data"]);
     assert!(stderr(&out).contains("read pack "), "{}", stderr(&out));

@@ -95,6 +95,7 @@ impl Log for StderrLog {
 /// The display of one command's run; ends (and clears the bar) on drop.
 pub struct Session {
     progress: Progress,
+    bar: Option<ProgressBar>,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -115,6 +116,7 @@ pub fn begin(d: &Display, unit: &'static str) -> Session {
     let progress = Progress::new(counters.clone(), d.verbose, log);
     let ticker = counters.map(|c| {
         let stop = stop.clone();
+        let bar = bar.clone();
         std::thread::Builder::new()
             .name("snap-progress".into())
             .spawn(move || tick(mode, &c, bar, unit, &stop))
@@ -122,6 +124,7 @@ pub fn begin(d: &Display, unit: &'static str) -> Session {
     });
     Session {
         progress,
+        bar,
         stop,
         ticker,
     }
@@ -131,6 +134,14 @@ impl Session {
     /// The reporter to hand to the command.
     pub fn progress(&self) -> Progress {
         self.progress.clone()
+    }
+
+    /// Runs `f` with the bar hidden (a password prompt on the terminal).
+    pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.bar {
+            Some(b) => b.suspend(f),
+            None => f(),
+        }
     }
 }
 
@@ -249,11 +260,7 @@ fn plain_line(s: &Status, elapsed: Duration, unit: &str) -> String {
 /// One `"message_type":"status"` line on stdout (`last`: the command has
 /// ended, percent_done is 1).
 fn json_line(s: &Status, elapsed: Duration, last: bool) {
-    let fraction = if last {
-        Some(1.0)
-    } else {
-        fraction(s)
-    };
+    let fraction = if last { Some(1.0) } else { fraction(s) };
     let mut v = serde_json::json!({
         "message_type": "status",
         "seconds_elapsed": elapsed.as_secs(),
@@ -290,7 +297,10 @@ mod tests {
             current: "/src/a".into(),
         };
         let l = plain_line(&s, Duration::from_secs(10), "files");
-        assert_eq!(l, "[0:10] 2/4 files, 50 B of 100 B, 5 B/s, ETA 0:10, /src/a");
+        assert_eq!(
+            l,
+            "[0:10] 2/4 files, 50 B of 100 B, 5 B/s, ETA 0:10, /src/a"
+        );
         let s = Status {
             total_files: None,
             total_bytes: None,

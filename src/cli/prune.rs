@@ -55,7 +55,12 @@ pub struct PolicyArgs {
     #[arg(long = "keep-tag", value_name = "TAG")]
     pub keep_tags: Vec<String>,
     /// Group snapshots by these fields before applying the policy.
-    #[arg(short = 'g', long, value_name = "host,paths,tags", default_value = "host,paths")]
+    #[arg(
+        short = 'g',
+        long,
+        value_name = "host,paths,tags",
+        default_value = "host,paths"
+    )]
     pub group_by: String,
 }
 

@@ -360,8 +360,9 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             }
         };
         report.snapshots += 1;
-        opts.progress
-            .verbose(2, || format!("checking the trees of snapshot {}", id.short()));
+        opts.progress.verbose(2, || {
+            format!("checking the trees of snapshot {}", id.short())
+        });
         let hits = walk.tree(&s.tree)?;
         if !hits.is_empty() {
             affected.push(id);

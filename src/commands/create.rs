@@ -207,12 +207,7 @@ impl<'a> Archiver<'a> {
         })
     }
 
-    fn archive_file(
-        &self,
-        path: &Path,
-        node: Node,
-        parent: Option<&Node>,
-    ) -> Result<Option<Node>> {
+    fn archive_file(&self, path: &Path, node: Node, parent: Option<&Node>) -> Result<Option<Node>> {
         let progress = self.progress;
         progress.file_started(path);
         let stored = self.archive_file_inner(path, node, parent);

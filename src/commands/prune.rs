@@ -316,7 +316,12 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
             if !d.keep {
                 crate::interrupt::check()?;
                 opts.progress.verbose(1, || {
-                    format!("removing snapshot {} ({}, host {})", id.short(), d.time, d.host)
+                    format!(
+                        "removing snapshot {} ({}, host {})",
+                        id.short(),
+                        d.time,
+                        d.host
+                    )
                 });
                 repo.delete_snapshot(id)?;
                 seen.insert(*id);

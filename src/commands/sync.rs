@@ -236,8 +236,9 @@ impl Copier<'_> {
         failpoint!("sync.after_snapshot", if kind == FileKind::Snapshot);
         self.objects.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-        self.progress
-            .verbose(1, || format!("sent {} ({} bytes)", kind.path(name), data.len()));
+        self.progress.verbose(1, || {
+            format!("sent {} ({} bytes)", kind.path(name), data.len())
+        });
         if self.verify {
             let back = self.target.read(kind, name)?;
             if back != data || !hash_ok(kind, name, &back) {

@@ -31,8 +31,8 @@ use super::links::{First, Link, Links};
 use super::meta::{self, Meta};
 use super::Problems;
 use crate::format::tree::Node;
-use crate::progress::Progress;
 use crate::format::BlobId;
+use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::{Error, Result};
 

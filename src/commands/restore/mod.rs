@@ -267,14 +267,14 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
     }
     if w.entries > 0 {
         window::restore(
-                repo,
-                &mut w,
-                &mut dirs,
-                &mut links,
-                &problems,
-                &mut totals,
-                &opts.progress,
-            )?;
+            repo,
+            &mut w,
+            &mut dirs,
+            &mut links,
+            &problems,
+            &mut totals,
+            &opts.progress,
+        )?;
     }
     drop(dirs);
     failpoint!("restore.done");
