@@ -228,3 +228,36 @@ fn verbose_create_names_changed_files_and_why() {
     let out = run(&env, &["-v", "check", "--read-data"]);
     assert!(stderr(&out).contains("read pack "), "{}", stderr(&out));
 }
+
+#[test]
+fn prune_and_sync_report_what_they_do() {
+    let env = Env::new();
+    let src = source(&env, 3);
+    let src_s = src.to_str().unwrap();
+    run(&env, &["create", src_s]);
+    for i in 0..3 {
+        write_random(&src.join(format!("f{i}")), 100 + i, 6000);
+    }
+    run(&env, &["create", src_s]);
+    let out = run(&env, &["-v", "prune", "--keep-last", "1"]);
+    let err = stderr(&out);
+    assert!(err.contains("removing snapshot "), "{err}");
+    assert!(
+        err.contains("deleting pack ") || err.contains("repacking pack "),
+        "{err}"
+    );
+
+    // sync --json --progress: status lines count the objects to send.
+    let to = env.path("mirror");
+    let out = run(
+        &env,
+        &["--json", "--progress", "sync", "--to", to.to_str().unwrap()],
+    );
+    let lines = json_lines(&out);
+    let (summary, status) = lines.split_last().unwrap();
+    assert_eq!(summary["message_type"], "summary");
+    assert_eq!(summary["snapshots_sent"], 1, "{summary}");
+    let last = status.last().expect("a status line");
+    assert_eq!(last["total_files"], last["files_done"], "{last}");
+    assert!(last["files_done"].as_u64().unwrap() >= 2, "{last}");
+}

@@ -216,7 +216,11 @@ impl Copier<'_> {
         self.progress.item_started(|| kind.path(name));
         let data = source.read(kind, name)?;
         self.progress.bytes_done(data.len() as u64);
-        self.progress.file_done();
+        // The items counted: the packs and snapshots to send (keys and
+        // the config of a new target are not).
+        if matches!(kind, FileKind::Pack | FileKind::Snapshot) {
+            self.progress.file_done();
+        }
         if !hash_ok(kind, name, &data) {
             self.damaged
                 .lock()
