@@ -473,6 +473,10 @@ impl<'a> Files<'a> {
                 Ok(()) => {
                     self.state[i].store(DONE, Ordering::SeqCst);
                     self.files.fetch_add(1, Ordering::SeqCst);
+                    self.progress.file_done();
+                    self.progress.verbose(1, || {
+                        format!("restored {} (hard link)", self.path(i).display())
+                    });
                 }
                 Err(e) => self.fail(
                     i,
