@@ -286,6 +286,15 @@ impl Printer {
 
 /// `snapshots for (host h, paths /a /b, tags x,y):` for the fields grouped by.
 fn group_header(k: &GroupKey) -> String {
+    match describe_group(k) {
+        None => "snapshots:".to_string(),
+        Some(d) => format!("snapshots for ({d}):"),
+    }
+}
+
+/// `host h, paths /a /b, tags x,y` for the fields grouped by (`None`:
+/// one group of all snapshots).
+pub(super) fn describe_group(k: &GroupKey) -> Option<String> {
     let mut parts = Vec::new();
     if let Some(h) = &k.host {
         parts.push(format!("host {h}"));
@@ -300,11 +309,7 @@ fn group_header(k: &GroupKey) -> String {
             format!("tags {}", t.join(","))
         });
     }
-    if parts.is_empty() {
-        "snapshots:".to_string()
-    } else {
-        format!("snapshots for ({}):", parts.join(", "))
-    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// The table of `snap snapshots` (one per group).

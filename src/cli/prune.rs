@@ -211,7 +211,10 @@ pub fn run_forget(a: &ForgetArgs, repo: &Repository, p: &Printer) -> Result<i32>
         for d in by_group {
             if group != Some(&d.group) {
                 group = Some(&d.group);
-                say!("group {}:", serde_json::to_string(&d.group)?);
+                match super::output::describe_group(&d.group) {
+                    Some(g) => say!("group ({g}):"),
+                    None => say!("all snapshots (one group):"),
+                }
             }
             say!(
                 "  {} {}  {}  {}  {}  [{}]",
