@@ -20,6 +20,7 @@ pub mod interrupt;
 pub mod jobs;
 pub mod name_escape;
 pub mod pipeline;
+pub mod progress;
 pub mod repository;
 pub mod source;
 

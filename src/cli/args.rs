@@ -37,6 +37,13 @@ pub struct Global {
     /// More detail (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Show progress also when stderr is not a terminal; with --json, as
+    /// status lines on stdout before the report (docs/create.md).
+    #[arg(long, global = true, conflicts_with = "no_progress")]
+    pub progress: bool,
+    /// Never show progress.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
     /// Object-store option KEY=VALUE (repeatable), e.g. endpoint=http://host:9000,
     /// region=eu-west-1, allow_http=true, retries=3, connections=4.
     #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", global = true)]
@@ -131,6 +138,14 @@ pub struct FilterArgs {
 pub struct SnapshotsArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
+    /// Group the list by these fields (any of host,paths,tags); --json
+    /// then prints a list of {group_key, snapshots}.
+    #[arg(short = 'g', long, value_name = "host,paths,tags")]
+    pub group_by: Option<String>,
+    /// Only the N newest snapshots of each group (of each host and paths
+    /// without --group-by).
+    #[arg(long, value_name = "N")]
+    pub latest: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -25,6 +25,7 @@ mod jobs;
 mod keys;
 mod output;
 mod password;
+mod progress;
 mod prune;
 mod repair;
 mod run;

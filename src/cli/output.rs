@@ -6,7 +6,8 @@ use crate::commands::check::CheckReport;
 use crate::commands::create::CreateReport;
 use crate::commands::ls::LsEntry;
 use crate::commands::restore::RestoreReport;
-use crate::commands::snapshots::{format_time, SnapshotsReport};
+use crate::commands::retention::GroupKey;
+use crate::commands::snapshots::{format_time, SnapshotRow, SnapshotsOptions, SnapshotsReport};
 use crate::repository::blobs::IndexSync;
 use crate::repository::Selected;
 
@@ -14,6 +15,8 @@ use crate::repository::Selected;
 pub struct Printer {
     pub json: bool,
     pub quiet: bool,
+    /// Progress and verbose lines of the long commands.
+    pub display: super::progress::Display,
 }
 
 /// Bytes as a short human figure.
@@ -33,8 +36,23 @@ pub fn human(n: u64) -> String {
 }
 
 impl Printer {
-    fn emit_json<T: Serialize>(&self, v: &T) {
-        say!("{}", serde_json::to_string(v).expect("reports serialize"));
+    /// Prints a report as one JSON line; after status lines (`--json
+    /// --progress`) it carries `"message_type":"summary"`.
+    pub(super) fn emit_json<T: Serialize>(&self, v: &T) {
+        if self.display.json_stream() {
+            let mut v = serde_json::to_value(v).expect("reports serialize");
+            if let Some(o) = v.as_object_mut() {
+                o.insert("message_type".into(), "summary".into());
+            }
+            say!("{v}");
+        } else {
+            say!("{}", serde_json::to_string(v).expect("reports serialize"));
+        }
+    }
+
+    /// Starts the progress display of a long command (items are `unit`).
+    pub fn begin(&self, unit: &'static str) -> super::progress::Session {
+        super::progress::begin(&self.display, unit)
     }
 
     /// A warning on stderr (printed with --quiet too: it says something
@@ -136,59 +154,35 @@ impl Printer {
         }
     }
 
-    pub fn snapshots(&self, report: &SnapshotsReport) {
+    pub fn snapshots(&self, report: SnapshotsReport, opts: &SnapshotsOptions) {
         for w in &report.warnings {
             self.warn(w);
         }
-        let rows = &report.rows;
+        let groups = crate::commands::snapshots::group(report, opts);
         if self.json {
+            if opts.group_by.is_some() {
+                return self.emit_json(&groups);
+            }
+            let rows: Vec<&SnapshotRow> = groups.iter().flat_map(|g| &g.snapshots).collect();
             return self.emit_json(&rows);
         }
-        say!(
-            "{:<8}  {:<20}  {:<12}  {:>10}  {:>10}  {:<8}  Tags / Paths",
-            "ID",
-            "Time",
-            "Host",
-            "Size",
-            "Added",
-            "Parent"
-        );
-        for r in rows {
-            let t = r.time.get(..19).unwrap_or(&r.time).replace('T', " ");
-            say!(
-                "{:<8}  {:<20}  {:<12}  {:>10}  {:>10}  {:<8}  {}{}{}",
-                r.short_id,
-                t,
-                r.host,
-                human(r.summary.total_bytes),
-                human(r.summary.bytes_added),
-                r.parent.as_deref().map(|p| &p[..8]).unwrap_or("-"),
-                if r.tags.is_empty() {
-                    String::new()
-                } else {
-                    format!("[{}] ", r.tags.join(","))
-                },
-                r.paths.join(" "),
-                if r.incomplete { " (incomplete)" } else { "" }
-            );
-            if r.future {
-                println!(
-                    "{:<8}  dated ahead of this machine's clock: `latest` passes over it",
-                    ""
-                );
+        let mut total = 0;
+        for (i, g) in groups.iter().enumerate() {
+            if opts.group_by.is_some() {
+                if i > 0 {
+                    say!("");
+                }
+                say!("{}", group_header(&g.group_key));
             }
-            for st in &r.summary.streams {
-                say!(
-                    "{:<8}  stream {} {} from `{}`, exit {}",
-                    "",
-                    st.name,
-                    human(st.bytes),
-                    st.command,
-                    st.exit_code
-                );
-            }
+            snapshot_table(&g.snapshots);
+            total += g.snapshots.len();
         }
-        say!("{} snapshots", rows.len());
+        if opts.group_by.is_some() {
+            say!("");
+            say!("{total} snapshots in {} group(s)", groups.len());
+        } else {
+            say!("{total} snapshots");
+        }
     }
 
     pub fn ls(&self, rows: &[LsEntry]) {
@@ -286,6 +280,82 @@ impl Printer {
         }
         if !self.quiet {
             say!("index rebuilt: {} packs indexed", r.packs_added);
+        }
+    }
+}
+
+/// `snapshots for (host h, paths /a /b, tags x,y):` for the fields grouped by.
+fn group_header(k: &GroupKey) -> String {
+    match describe_group(k) {
+        None => "snapshots:".to_string(),
+        Some(d) => format!("snapshots for ({d}):"),
+    }
+}
+
+/// `host h, paths /a /b, tags x,y` for the fields grouped by (`None`:
+/// one group of all snapshots).
+pub(super) fn describe_group(k: &GroupKey) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(h) = &k.host {
+        parts.push(format!("host {h}"));
+    }
+    if let Some(p) = &k.paths {
+        parts.push(format!("paths {}", p.join(" ")));
+    }
+    if let Some(t) = &k.tags {
+        parts.push(if t.is_empty() {
+            "no tags".to_string()
+        } else {
+            format!("tags {}", t.join(","))
+        });
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// The table of `snap snapshots` (one per group).
+fn snapshot_table(rows: &[SnapshotRow]) {
+    say!(
+        "{:<8}  {:<20}  {:<12}  {:>10}  {:>10}  {:<8}  Tags / Paths",
+        "ID",
+        "Time",
+        "Host",
+        "Size",
+        "Added",
+        "Parent"
+    );
+    for r in rows {
+        let t = r.time.get(..19).unwrap_or(&r.time).replace('T', " ");
+        say!(
+            "{:<8}  {:<20}  {:<12}  {:>10}  {:>10}  {:<8}  {}{}{}",
+            r.short_id,
+            t,
+            r.host,
+            human(r.summary.total_bytes),
+            human(r.summary.bytes_added),
+            r.parent.as_deref().map(|p| &p[..8]).unwrap_or("-"),
+            if r.tags.is_empty() {
+                String::new()
+            } else {
+                format!("[{}] ", r.tags.join(","))
+            },
+            r.paths.join(" "),
+            if r.incomplete { " (incomplete)" } else { "" }
+        );
+        if r.future {
+            say!(
+                "{:<8}  dated ahead of this machine's clock: `latest` passes over it",
+                ""
+            );
+        }
+        for st in &r.summary.streams {
+            say!(
+                "{:<8}  stream {} {} from `{}`, exit {}",
+                "",
+                st.name,
+                human(st.bytes),
+                st.command,
+                st.exit_code
+            );
         }
     }
 }

@@ -12,15 +12,24 @@ use crate::repository::Repository;
 
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
-    /// Snapshots to remove (id prefixes, or `latest`).
-    #[arg(required = true)]
+    /// Snapshots to remove (id prefixes, or `latest`); or none, and a
+    /// --keep-* policy.
     pub snapshots: Vec<String>,
     #[command(flatten)]
     pub filter: super::args::FilterArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Show what would be removed; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Allow the policy to remove every snapshot of a group.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
+/// The retention policy of `forget` and `prune`.
 #[derive(Debug, Args)]
-pub struct PruneArgs {
+pub struct PolicyArgs {
     /// Keep the N newest snapshots.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub keep_last: u32,
@@ -46,8 +55,19 @@ pub struct PruneArgs {
     #[arg(long = "keep-tag", value_name = "TAG")]
     pub keep_tags: Vec<String>,
     /// Group snapshots by these fields before applying the policy.
-    #[arg(long, value_name = "host,paths,tags", default_value = "host,paths")]
+    #[arg(
+        short = 'g',
+        long,
+        value_name = "host,paths,tags",
+        default_value = "host,paths"
+    )]
     pub group_by: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Show what would be removed; change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -97,8 +117,9 @@ pub(super) fn parse_size(s: &str) -> Result<u64> {
     Ok((n * mult as f64) as u64)
 }
 
-impl PruneArgs {
-    fn options(&self) -> Result<PruneOptions> {
+impl PolicyArgs {
+    /// The policy and its grouping.
+    fn parse(&self) -> Result<(Policy, GroupBy)> {
         let within = match &self.keep_within {
             Some(s) => Some(
                 humantime::parse_duration(s)
@@ -108,6 +129,25 @@ impl PruneArgs {
             ),
             None => None,
         };
+        let policy = Policy {
+            last: self.keep_last,
+            hourly: self.keep_hourly,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+            yearly: self.keep_yearly,
+            within_ns: within,
+            tags: self.keep_tags.clone(),
+        };
+        let group_by =
+            GroupBy::parse(&self.group_by).map_err(|e| usage(format!("--group-by: {e}")))?;
+        Ok((policy, group_by))
+    }
+}
+
+impl PruneArgs {
+    fn options(&self) -> Result<PruneOptions> {
+        let (policy, group_by) = self.policy.parse()?;
         let max_unused: f64 = self
             .max_unused
             .trim_end_matches('%')
@@ -117,17 +157,8 @@ impl PruneArgs {
             return Err(usage("--max-unused must be between 0 and 100"));
         }
         Ok(PruneOptions {
-            policy: Policy {
-                last: self.keep_last,
-                hourly: self.keep_hourly,
-                daily: self.keep_daily,
-                weekly: self.keep_weekly,
-                monthly: self.keep_monthly,
-                yearly: self.keep_yearly,
-                within_ns: within,
-                tags: self.keep_tags.clone(),
-            },
-            group_by: GroupBy::parse(&self.group_by).map_err(usage)?,
+            policy,
+            group_by,
             dry_run: self.dry_run,
             allow_empty: self.allow_empty,
             gc: !self.no_gc,
@@ -139,39 +170,101 @@ impl PruneArgs {
                 .transpose()?,
             lock_wait: humantime::parse_duration(&self.lock_wait)
                 .or_usage(|| format!("--lock-wait {:?} (e.g. 10m, 1h)", self.lock_wait))?,
+            progress: Default::default(),
         })
     }
 }
 
 pub fn run_forget(a: &ForgetArgs, repo: &Repository, p: &Printer) -> Result<i32> {
     let filter = super::run::filter_of(&a.filter)?;
-    let r = forget::run(repo, &a.snapshots, &filter)?;
+    let (policy, group_by) = a.policy.parse()?;
+    let r = match (a.snapshots.is_empty(), policy.is_empty()) {
+        (false, true) => forget::run_ids(repo, &a.snapshots, &filter, a.dry_run)?,
+        (true, false) => {
+            let fp = forget::ForgetPolicy {
+                policy,
+                group_by,
+                allow_empty: a.allow_empty,
+            };
+            forget::run_policy(repo, &filter, &fp, a.dry_run)?
+        }
+        (false, false) => {
+            return Err(usage(
+                "give snapshot ids or a --keep-* policy, not both (forget by id, then apply the policy)",
+            ))
+        }
+        (true, true) => {
+            return Err(usage(
+                "nothing to forget: give snapshot ids, or a policy (--keep-last N, --keep-daily N, ...)",
+            ))
+        }
+    };
     for w in &r.warnings {
         p.warn(w);
     }
     if p.json {
         say!("{}", serde_json::to_string(&r)?);
     } else if !p.quiet {
-        for s in &r.snapshots {
+        let mut by_group: Vec<_> = r.decisions.iter().collect();
+        by_group.sort_by(|a, b| a.group.cmp(&b.group));
+        let mut group = None;
+        for d in by_group {
+            if group != Some(&d.group) {
+                group = Some(&d.group);
+                match super::output::describe_group(&d.group) {
+                    Some(g) => say!("group ({g}):"),
+                    None => say!("all snapshots (one group):"),
+                }
+            }
             say!(
-                "removed snapshot {} ({}, host {}, paths {})",
-                s.short_id,
-                s.time,
-                s.host,
-                s.paths.join(" ")
+                "  {} {}  {}  {}  {}  [{}]",
+                if d.keep { "keep  " } else { "remove" },
+                d.id.get(..8).unwrap_or(&d.id),
+                d.time,
+                d.host,
+                d.paths.join(" "),
+                if d.keep {
+                    d.reasons.join(", ")
+                } else {
+                    "no rule".to_string()
+                }
+            );
+        }
+        let verb = if r.dry_run { "would remove" } else { "removed" };
+        if r.decisions.is_empty() {
+            for s in &r.snapshots {
+                say!(
+                    "{verb} snapshot {} ({}, host {}, paths {})",
+                    s.short_id,
+                    s.time,
+                    s.host,
+                    s.paths.join(" ")
+                );
+            }
+        } else {
+            say!(
+                "{verb} {} of {} snapshot(s)",
+                r.removed.len(),
+                r.decisions.len()
             );
         }
         for d in &r.damaged {
-            say!("removed damaged snapshot {}", d.get(..8).unwrap_or(d));
+            say!("{verb} damaged snapshot {}", d.get(..8).unwrap_or(d));
         }
-        say!("run `snap prune` to free the space they used");
+        if !r.dry_run {
+            say!("run `snap prune` to free the space they used");
+        }
     }
     Ok(exit::OK)
 }
 
 pub fn run_prune(a: &PruneArgs, repo: &Repository, p: &Printer) -> Result<i32> {
-    let opts = a.options()?;
-    let r = prune::run(repo, &opts)?;
+    let mut opts = a.options()?;
+    let r = {
+        let session = p.begin("packs");
+        opts.progress = session.progress();
+        prune::run(repo, &opts)?
+    };
     for d in r.snapshots.iter().filter(|d| {
         d.reasons
             .iter()
@@ -191,7 +284,7 @@ pub fn run_prune(a: &PruneArgs, repo: &Repository, p: &Printer) -> Result<i32> {
 
 fn print_prune(p: &Printer, r: &PruneReport) {
     if p.json {
-        say!("{}", serde_json::to_string(r).expect("report serializes"));
+        p.emit_json(r);
         return;
     }
     if p.quiet {

@@ -44,6 +44,7 @@ pub fn main() -> i32 {
     let printer = Printer {
         json: cli.global.json,
         quiet: cli.global.quiet,
+        display: super::progress::Display::new(&cli.global),
     };
     if stops_cleanly(&cli.command) {
         if let Err(e) = crate::interrupt::install() {
@@ -295,8 +296,17 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Create(a) => run_create(cli, a, p),
         Command::Snapshots(a) => {
             let filter = filter_of(&a.filter)?;
+            let opts = commands::snapshots::SnapshotsOptions {
+                group_by: a
+                    .group_by
+                    .as_deref()
+                    .map(commands::retention::GroupBy::parse)
+                    .transpose()
+                    .map_err(|e| usage(format!("--group-by: {e}")))?,
+                latest: a.latest,
+            };
             let repo = open_repo(cli)?;
-            p.snapshots(&commands::snapshots::run(&repo, &filter)?);
+            p.snapshots(commands::snapshots::run(&repo, &filter)?, &opts);
             Ok(exit::OK)
         }
         Command::Ls(a) => {
@@ -453,9 +463,17 @@ fn run_create(cli: &Cli, a: &CreateArgs, p: &Printer) -> Result<i32> {
         threads: a.threads,
         dry_run: a.dry_run,
         skip_if_unchanged: a.skip_if_unchanged,
+        progress: Default::default(),
     };
     let repo = open_repo(cli)?;
-    let report = create::run(repo, opts)?;
+    let report = {
+        let session = p.begin("files");
+        let opts = create::CreateOptions {
+            progress: session.progress(),
+            ..opts
+        };
+        create::run(repo, opts)?
+    };
     if report.dry_run.is_some() || report.skipped {
         super::create_extra::print(p, &report);
     } else {
@@ -501,8 +519,22 @@ fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
         includes: a.includes.clone(),
         excludes: a.excludes.clone(),
         snapshot: id.short(),
+        progress: Default::default(),
     };
-    let report = restore::run(&repo, &s.tree, &opts)?;
+    let report = {
+        let session = p.begin("files");
+        let progress = session.progress();
+        if a.includes.is_empty() && a.excludes.is_empty() {
+            // The whole snapshot: its summary says how much there is.
+            let sum = &s.summary;
+            progress.set_total(
+                sum.files_new + sum.files_changed + sum.files_unchanged,
+                sum.total_bytes,
+            );
+        }
+        let opts = restore::RestoreOptions { progress, ..opts };
+        restore::run(&repo, &s.tree, &opts)?
+    };
     p.restore(&sel, &report);
     Ok(if report.damaged > 0 {
         exit::DAMAGED
@@ -530,13 +562,17 @@ fn run_check(cli: &Cli, a: &CheckArgs, p: &Printer) -> Result<i32> {
         None => None,
     };
     let repo = open_repo(cli)?;
-    let report = check::run(
-        &repo,
-        &check::CheckOptions {
-            read_data: a.read_data,
-            read_data_subset: subset,
-        },
-    )?;
+    let report = {
+        let session = p.begin("packs");
+        check::run(
+            &repo,
+            &check::CheckOptions {
+                read_data: a.read_data,
+                read_data_subset: subset,
+                progress: session.progress(),
+            },
+        )?
+    };
     p.check(&report);
     Ok(if report.errors.is_empty() {
         exit::OK

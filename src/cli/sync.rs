@@ -30,20 +30,30 @@ pub fn run(
         delete: a.delete,
         connections: a.connections.max(1),
         state_dir: None,
+        progress: Default::default(),
     };
+    let session = p.begin("objects");
     // Asked at most once, however many sides are unlocked.
     let pw_once: std::cell::OnceCell<Zeroizing<String>> = std::cell::OnceCell::new();
     let unlock = |be: Box<dyn Backend>, config: &[u8]| -> crate::Result<Repository> {
         let pw = match pw_once.get() {
             Some(pw) => pw,
             None => {
-                let pw = password().map_err(|e| crate::Error::Invalid(format!("{e:#}")))?;
+                // The bar is hidden while a prompt may wait on the terminal.
+                let pw = session
+                    .suspend(password)
+                    .map_err(|e| crate::Error::Invalid(format!("{e:#}")))?;
                 pw_once.get_or_init(|| pw)
             }
         };
         Repository::open_with_config(be, config, pw.as_bytes())
     };
+    let opts = SyncOptions {
+        progress: session.progress(),
+        ..opts
+    };
     let r = sync::run(source, target.as_ref(), &opts, &unlock)?;
+    drop(session);
     let mut text = format!(
         "synced {} -> {}: {} objects sent ({}): {} packs, {} snapshots, {} keys{}; {} packs already there",
         r.source,

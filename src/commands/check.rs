@@ -30,6 +30,8 @@ pub struct CheckOptions {
     pub read_data: bool,
     /// Read this percentage of packs (chosen at random), 0 < pct <= 100.
     pub read_data_subset: Option<f64>,
+    /// Progress counters and verbose lines (no-op by default).
+    pub progress: crate::progress::Progress,
 }
 
 /// What `check` found.
@@ -257,14 +259,34 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     let found = Mutex::new(Vec::<(PackId, PackEntry, String)>::new());
     let whole = Mutex::new(Vec::<PackId>::new());
     let bytes = std::sync::atomic::AtomicU64::new(0);
-    chosen.par_iter().for_each(|(name, _)| {
+    let progress = &opts.progress;
+    if !chosen.is_empty() {
+        progress.set_total(chosen.len() as u64, chosen.iter().map(|(_, n)| n).sum());
+    }
+    chosen.par_iter().for_each(|(name, size)| {
         let Some(pack) = PackId::from_hex(name) else {
             return;
         };
         if crate::interrupt::received().is_some() {
             return;
         }
-        match verify_pack(repo, &pack) {
+        progress.item_started(|| format!("pack {}", pack.short()));
+        let verdict = verify_pack(repo, &pack);
+        progress.bytes_done(*size);
+        progress.file_done();
+        progress.verbose(1, || match &verdict {
+            Ok(v) if v.problems.is_empty() && v.damaged.is_empty() => {
+                format!("read pack {} ({} bytes): intact", pack.short(), v.bytes)
+            }
+            Ok(v) => format!(
+                "read pack {} ({} bytes): {} damaged blob(s)",
+                pack.short(),
+                v.bytes,
+                v.damaged.len()
+            ),
+            Err(_) => format!("pack {}: cannot be read", pack.short()),
+        });
+        match verdict {
             Ok(v) => {
                 bytes.fetch_add(v.bytes, std::sync::atomic::Ordering::Relaxed);
                 errs.lock().unwrap().extend(v.problems);
@@ -338,6 +360,9 @@ pub fn run(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
             }
         };
         report.snapshots += 1;
+        opts.progress.verbose(2, || {
+            format!("checking the trees of snapshot {}", id.short())
+        });
         let hits = walk.tree(&s.tree)?;
         if !hits.is_empty() {
             affected.push(id);

@@ -65,6 +65,8 @@ pub struct CreateOptions {
     pub dry_run: bool,
     /// Save no snapshot when the tree is the parent's (nothing changed).
     pub skip_if_unchanged: bool,
+    /// Progress counters and verbose lines (no-op by default).
+    pub progress: crate::progress::Progress,
 }
 
 /// A file that a run reads (listed by `--dry-run`).
@@ -137,6 +139,8 @@ pub(crate) struct Archiver<'a> {
     full: bool,
     /// `--dry-run`: the files read.
     read_log: Option<Mutex<Vec<WouldRead>>>,
+    /// Progress counters and verbose lines.
+    progress: &'a crate::progress::Progress,
     /// A source (or a dump) differs from its node in the parent. The
     /// directories on the way to the sources do not count: their times
     /// change with every sibling created beside a source (`/tmp`, `/srv`).
@@ -188,6 +192,7 @@ impl<'a> Archiver<'a> {
             let mut ids = Vec::new();
             let res = ch.chunk_reader(r, |chunk| -> Result<()> {
                 let (id, _) = self.saver.save(BlobKind::Data, chunk)?;
+                self.progress.bytes_done(chunk.len() as u64);
                 ids.push(id);
                 Ok(())
             });
@@ -202,7 +207,15 @@ impl<'a> Archiver<'a> {
         })
     }
 
-    fn archive_file(
+    fn archive_file(&self, path: &Path, node: Node, parent: Option<&Node>) -> Result<Option<Node>> {
+        let progress = self.progress;
+        progress.file_started(path);
+        let stored = self.archive_file_inner(path, node, parent);
+        progress.file_done();
+        stored
+    }
+
+    fn archive_file_inner(
         &self,
         path: &Path,
         mut node: Node,
@@ -212,6 +225,9 @@ impl<'a> Archiver<'a> {
             // Unchanged files reuse the parent's chunks only if this run may
             // reference every one of them (else the file is read again).
             if !self.full && meta::unchanged(&node, p) && self.saver.usable(&p.content)? {
+                self.progress.bytes_done(node.size);
+                self.progress
+                    .verbose(2, || format!("unchanged {}", path.display()));
                 node.content = p.content.clone();
                 self.counters
                     .files_unchanged
@@ -222,6 +238,14 @@ impl<'a> Archiver<'a> {
                 return Ok(Some(node));
             }
         }
+        self.progress.verbose(1, || match parent {
+            Some(p) => format!(
+                "changed {} ({})",
+                path.display(),
+                change_reason(&node, p, self.full)
+            ),
+            None => format!("new {}", path.display()),
+        });
         if let Some(log) = &self.read_log {
             log.lock().unwrap().push(WouldRead {
                 path: crate::name_escape::escape(path.as_os_str().as_bytes()),
@@ -770,6 +794,29 @@ fn find_parent(
     }
 }
 
+/// Why a file that has a node in the parent is read again (`-v`).
+fn change_reason(now: &Node, before: &Node, full: bool) -> &'static str {
+    if before.kind != NodeKind::File {
+        "was not a file"
+    } else if now.size != before.size {
+        "size changed"
+    } else if now.mtime_ns != before.mtime_ns {
+        "mtime changed"
+    } else if now.ctime_ns != before.ctime_ns {
+        "ctime changed"
+    } else if now.inode != before.inode {
+        "inode changed"
+    } else if now.mode != before.mode {
+        "mode changed"
+    } else if before.origin.is_some() {
+        "was a dump"
+    } else if full {
+        "--full"
+    } else {
+        "its data in the repository is not usable"
+    }
+}
+
 /// Runs `snap create`.
 pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
     let started = Instant::now();
@@ -862,6 +909,7 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         notices: Mutex::new(Vec::new()),
         full: opts.full,
         read_log: opts.dry_run.then(Default::default),
+        progress: &opts.progress,
         source_changed: Default::default(),
     };
     // Streams first: a failing dump aborts before anything is committed.

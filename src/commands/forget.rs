@@ -1,19 +1,38 @@
-//! `snap forget ID...`: removes the given snapshots. Their data stays until
-//! `snap prune` collects what no remaining snapshot needs.
+//! `snap forget ID...`: removes the given snapshots; `snap forget --keep-*`
+//! removes what a retention policy does not keep, among the snapshots that
+//! match the filter, per group (the policy and groups of `snap prune`:
+//! [`super::prune::decide`]). Their data stays until `snap prune` collects
+//! what no remaining snapshot needs.
 //!
 //! An id names the object to delete without loading it, so a damaged
 //! snapshot object (one that no longer verifies) can always be forgotten.
 
 use serde::Serialize;
 
+use super::prune::{self, Decision, PruneOptions};
+use super::retention::{GroupBy, Policy};
 use super::snapshots::{row, SnapshotRow};
 use crate::format::SnapshotId;
+use crate::repository::snapshots::now_ns;
 use crate::repository::{Repository, SnapshotFilter};
 use crate::{Error, Result};
 
-/// What `forget` removed.
+/// A retention policy for `snap forget` (as for `snap prune`).
+#[derive(Clone, Debug, Default)]
+pub struct ForgetPolicy {
+    /// The rules; applied to each group separately.
+    pub policy: Policy,
+    /// How the matching snapshots are grouped.
+    pub group_by: GroupBy,
+    /// Allow the policy to remove every snapshot of a group.
+    pub allow_empty: bool,
+}
+
+/// What `forget` removed (or, with `dry_run`, would remove).
 #[derive(Debug, Default, Serialize)]
 pub struct ForgetReport {
+    /// Nothing was removed: `removed` lists what would be.
+    pub dry_run: bool,
     /// Removed snapshot ids.
     pub removed: Vec<String>,
     /// What each removed snapshot was (absent for a damaged object).
@@ -22,6 +41,10 @@ pub struct ForgetReport {
     pub damaged: Vec<String>,
     /// How `latest` was resolved (another host's taken, ...).
     pub warnings: Vec<String>,
+    /// With a policy: every matching snapshot with its decision, oldest
+    /// first (as `snap prune --json` reports them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
 }
 
 /// Resolves every selector first (so a typo removes nothing), then deletes.
@@ -33,7 +56,20 @@ pub fn run(
     selectors: &[String],
     filter: &SnapshotFilter,
 ) -> Result<ForgetReport> {
-    let mut report = ForgetReport::default();
+    run_ids(repo, selectors, filter, false)
+}
+
+/// [`run`], or with `dry_run` only the report of what it would remove.
+pub fn run_ids(
+    repo: &Repository,
+    selectors: &[String],
+    filter: &SnapshotFilter,
+    dry_run: bool,
+) -> Result<ForgetReport> {
+    let mut report = ForgetReport {
+        dry_run,
+        ..Default::default()
+    };
     let mut ids: Vec<SnapshotId> = Vec::new();
     let mut rows = Vec::new();
     for sel in selectors {
@@ -75,9 +111,53 @@ pub fn run(
         ids.push(id);
     }
     for id in ids {
-        repo.delete_snapshot(&id)?;
+        if !dry_run {
+            repo.delete_snapshot(&id)?;
+        }
         report.removed.push(id.to_hex());
     }
     report.snapshots = rows;
+    Ok(report)
+}
+
+/// Applies `policy` to the snapshots matching `filter`, group by group, and
+/// removes (unless `dry_run`) those no rule keeps. Refuses, changing
+/// nothing, while a snapshot object is damaged (its group is unknown) or
+/// when a group would be emptied without `allow_empty`.
+pub fn run_policy(
+    repo: &Repository,
+    filter: &SnapshotFilter,
+    policy: &ForgetPolicy,
+    dry_run: bool,
+) -> Result<ForgetReport> {
+    let list = repo.list_snapshots()?;
+    prune::refuse_damaged(&list)?;
+    let snaps: Vec<_> = list.filtered(filter).cloned().collect();
+    let opts = PruneOptions {
+        policy: policy.policy.clone(),
+        group_by: policy.group_by,
+        allow_empty: policy.allow_empty,
+        dry_run,
+        gc: false,
+        ..Default::default()
+    };
+    let decisions = prune::decide(&snaps, &opts, now_ns())?;
+    let mut report = ForgetReport {
+        dry_run,
+        warnings: list.warnings(),
+        ..Default::default()
+    };
+    for ((id, s), d) in snaps.iter().zip(&decisions) {
+        if d.keep {
+            continue;
+        }
+        if !dry_run {
+            crate::interrupt::check()?;
+            repo.delete_snapshot(id)?;
+        }
+        report.removed.push(id.to_hex());
+        report.snapshots.push(row(id, s));
+    }
+    report.decisions = decisions;
     Ok(report)
 }

@@ -28,6 +28,7 @@ use super::retention::{GroupBy, GroupKey, Item, Policy};
 use crate::backend::FileKind;
 use crate::format::pack::PackEntry;
 use crate::format::{BlobId, BlobKind, PackId, SnapshotId};
+use crate::progress::Progress;
 use crate::repository::host::ProcessIdentity;
 use crate::repository::locks::{
     self, Liveness, LockGuard, StaleWatch, Verdict, CREATE_PREFIX, PRUNE_PREFIX,
@@ -56,6 +57,8 @@ pub struct PruneOptions {
     pub max_repack_bytes: Option<u64>,
     /// Give up waiting for running `create`s after this long.
     pub lock_wait: Duration,
+    /// Progress counters and verbose lines (no-op by default).
+    pub progress: crate::progress::Progress,
 }
 
 impl Default for PruneOptions {
@@ -69,6 +72,7 @@ impl Default for PruneOptions {
             max_unused_pct: 10.0,
             max_repack_bytes: None,
             lock_wait: Duration::from_secs(3600),
+            progress: Default::default(),
         }
     }
 }
@@ -151,8 +155,8 @@ fn rfc3339(ns: i64) -> String {
 
 /// Applies the policy to every group (`now_ns`: this machine's clock, which
 /// only sets aside snapshots dated in the future); returns decisions,
-/// oldest first.
-fn decide(
+/// oldest first. Shared with `snap forget --keep-*`.
+pub(crate) fn decide(
     snaps: &[(SnapshotId, crate::format::snapshot::Snapshot)],
     opts: &PruneOptions,
     now_ns: i64,
@@ -206,7 +210,7 @@ fn decide(
 /// Refuses to prune while a snapshot object does not verify: its group,
 /// time and data are unknown, so no decision and no garbage collection
 /// would be safe.
-fn refuse_damaged(list: &SnapshotList) -> Result<()> {
+pub(crate) fn refuse_damaged(list: &SnapshotList) -> Result<()> {
     if list.damaged.is_empty() {
         return Ok(());
     }
@@ -311,6 +315,14 @@ pub fn run(repo: &Repository, opts: &PruneOptions) -> Result<PruneReport> {
         for (d, (id, _)) in decisions.iter().zip(snaps) {
             if !d.keep {
                 crate::interrupt::check()?;
+                opts.progress.verbose(1, || {
+                    format!(
+                        "removing snapshot {} ({}, host {})",
+                        id.short(),
+                        d.time,
+                        d.host
+                    )
+                });
                 repo.delete_snapshot(id)?;
                 seen.insert(*id);
                 failpoint!("prune.after_forget");
@@ -574,6 +586,7 @@ pub(crate) fn copy_blobs(
     plan: &CopyPlan,
     salvage: bool,
     gc: &mut GcReport,
+    progress: &Progress,
 ) -> Result<Vec<(PackId, PackEntry)>> {
     let staging = match repo.backend().staging_dir() {
         Some(d) => d,
@@ -581,7 +594,7 @@ pub(crate) fn copy_blobs(
     };
     std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
     let mut open: HashMap<BlobKind, OpenPack> = HashMap::new();
-    let res = copy_into(repo, plan, salvage, gc, &staging, &mut open);
+    let res = copy_into(repo, plan, salvage, gc, &staging, &mut open, progress);
     // On failure (e.g. a full disk) give the staging space back at once:
     // every staging file of this process is ours.
     for (_, p) in open.drain() {
@@ -607,6 +620,7 @@ fn copy_into(
     gc: &mut GcReport,
     staging: &std::path::Path,
     open: &mut HashMap<BlobKind, OpenPack>,
+    progress: &Progress,
 ) -> Result<Vec<(PackId, PackEntry)>> {
     let mut skipped = Vec::new();
     let publish = |p: OpenPack, gc: &mut GcReport| -> Result<()> {
@@ -624,6 +638,14 @@ fn copy_into(
     };
     for (pack, entries) in plan {
         crate::interrupt::check()?;
+        progress.item_started(|| format!("repacking pack {}", pack.short()));
+        progress.verbose(1, || {
+            format!(
+                "repacking pack {}: copying its {} needed blob(s)",
+                pack.short(),
+                entries.len()
+            )
+        });
         let bytes = match repo.backend().read(FileKind::Pack, &pack.to_hex()) {
             Ok(b) => b,
             Err(e) if salvage && e.is_not_found() => {
@@ -632,6 +654,8 @@ fn copy_into(
             }
             Err(e) => return Err(e.into()),
         };
+        progress.bytes_done(bytes.len() as u64);
+        progress.file_done();
         for e in entries {
             let s = e.offset as usize;
             let verified = match bytes.get(s..s + e.stored_len as usize) {
@@ -696,13 +720,16 @@ pub(crate) fn announce_deletion(
 
 /// Step 7: removes each pack from the index, from storage, and from the
 /// index again (a concurrent index sync may have re-added it meanwhile).
-pub(crate) fn delete_packs(repo: &Repository, packs: &[PackId]) -> Result<()> {
+pub(crate) fn delete_packs(repo: &Repository, packs: &[PackId], progress: &Progress) -> Result<()> {
     for pack in packs {
         crate::interrupt::check()?;
+        progress.item_started(|| format!("deleting pack {}", pack.short()));
+        progress.verbose(1, || format!("deleting pack {}", pack.short()));
         repo.index().remove_pack(pack)?;
         repo.backend().delete(FileKind::Pack, &pack.to_hex())?;
         repo.index().remove_pack(pack)?;
         failpoint!("prune.after_pack_delete");
+        progress.file_done();
     }
     Ok(())
 }
@@ -762,7 +789,10 @@ fn collect_garbage(
                 .collect(),
         );
     }
-    copy_blobs(repo, &entries, false, &mut gc)?;
+    // Items: the packs read to repack, then every pack deleted.
+    opts.progress
+        .set_total_files((entries.len() + candidates.len()) as u64);
+    copy_blobs(repo, &entries, false, &mut gc, &opts.progress)?;
     // Every needed blob must now live outside the candidates.
     for id in &copied {
         let copies = repo.index().blob_packs(id)?;
@@ -775,7 +805,7 @@ fn collect_garbage(
         }
     }
     failpoint!("prune.before_delete");
-    delete_packs(repo, &candidates)?;
+    delete_packs(repo, &candidates, &opts.progress)?;
     intent.release()?;
     gc.bytes_freed = gc.bytes_deleted as i64 - gc.bytes_written as i64;
     Ok(gc)

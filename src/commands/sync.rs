@@ -61,6 +61,8 @@ pub struct SyncOptions {
     pub connections: usize,
     /// Where the record of the target is kept (`None`: the cache dir).
     pub state_dir: Option<PathBuf>,
+    /// Progress counters and verbose lines (no-op by default).
+    pub progress: crate::progress::Progress,
 }
 
 /// What a sync did.
@@ -198,6 +200,7 @@ struct Copier<'a> {
     damaged: Mutex<Vec<String>>,
     /// Names of objects not sent because their bytes do not match.
     refused: Mutex<HashSet<String>>,
+    progress: &'a crate::progress::Progress,
 }
 
 impl Copier<'_> {
@@ -210,7 +213,14 @@ impl Copier<'_> {
         mode: WriteMode,
     ) -> Result<bool> {
         crate::interrupt::check()?;
+        self.progress.item_started(|| kind.path(name));
         let data = source.read(kind, name)?;
+        self.progress.bytes_done(data.len() as u64);
+        // The items counted: the packs and snapshots to send (keys and
+        // the config of a new target are not).
+        if matches!(kind, FileKind::Pack | FileKind::Snapshot) {
+            self.progress.file_done();
+        }
         if !hash_ok(kind, name, &data) {
             self.damaged
                 .lock()
@@ -230,6 +240,9 @@ impl Copier<'_> {
         failpoint!("sync.after_snapshot", if kind == FileKind::Snapshot);
         self.objects.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.progress.verbose(1, || {
+            format!("sent {} ({} bytes)", kind.path(name), data.len())
+        });
         if self.verify {
             let back = self.target.read(kind, name)?;
             if back != data || !hash_ok(kind, name, &back) {
@@ -323,6 +336,7 @@ pub fn run(
         verified: AtomicU64::new(0),
         damaged: Mutex::new(Vec::new()),
         refused: Mutex::new(HashSet::new()),
+        progress: &opts.progress,
     };
 
     // The one request of a sync with nothing new (on the remote side).
@@ -516,6 +530,8 @@ impl Plan<'_> {
 
         let missing: Vec<String> = self.src_packs.difference(self.tgt_packs).cloned().collect();
         report.packs_present = (self.src_packs.len() - missing.len()) as u64;
+        cp.progress
+            .set_total_files((missing.len() + self.missing_snaps.len()) as u64);
         report.packs_sent = cp.copy_all(
             source,
             FileKind::Pack,

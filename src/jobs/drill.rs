@@ -363,6 +363,7 @@ fn restore_sample(
         includes,
         excludes: Vec::new(),
         snapshot: report.snapshot.clone(),
+        progress: Default::default(),
     };
     let result = restore::run(repo, &snap.tree, &ropts);
     let scratch_text = scratch.display().to_string();

@@ -103,6 +103,7 @@ pub(super) fn create_step(repo: &Arc<Repository>, job: &Job) -> Result<create::C
         threads: 0,
         dry_run: false,
         skip_if_unchanged: false,
+        progress: Default::default(),
     };
     create::run(repo.clone(), opts)
 }
@@ -220,6 +221,7 @@ pub(super) fn sync_step(
         delete,
         connections: 4,
         state_dir: None,
+        progress: Default::default(),
     };
     let unlock = |be: Box<dyn crate::backend::Backend>, config: &[u8]| -> Result<Repository> {
         let pw = password(src_cfg)?;

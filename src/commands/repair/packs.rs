@@ -275,7 +275,7 @@ pub fn run(repo: &Repository, opts: &RepairPacksOptions) -> Result<RepairPacksRe
             plan.insert(*p, a.to_copy.clone());
         }
     }
-    let skipped = prune::copy_blobs(repo, &plan, true, &mut gc)?;
+    let skipped = prune::copy_blobs(repo, &plan, true, &mut gc, &Default::default())?;
     let mut rows: Vec<PackRepair> = assessed.into_iter().map(|(_, a)| a.row).collect();
     // A blob that verified a moment ago and not now: count it as lost.
     for (p, _) in &skipped {
@@ -286,7 +286,7 @@ pub fn run(repo: &Repository, opts: &RepairPacksOptions) -> Result<RepairPacksRe
             r.lost += 1;
         }
     }
-    prune::delete_packs(repo, &ids)?;
+    prune::delete_packs(repo, &ids, &Default::default())?;
     intent.release()?;
     report.packs = rows;
     report.packs_written = gc.packs_written;

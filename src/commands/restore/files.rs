@@ -32,6 +32,7 @@ use super::meta::{self, Meta};
 use super::Problems;
 use crate::format::tree::Node;
 use crate::format::BlobId;
+use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::{Error, Result};
 
@@ -104,6 +105,7 @@ pub struct Files<'a> {
     open: FdCache<Arc<File>>,
     files: AtomicU64,
     bytes: AtomicU64,
+    progress: &'a Progress,
 }
 
 fn atomics<T>(n: usize, f: impl Fn() -> T) -> Vec<T> {
@@ -112,7 +114,12 @@ fn atomics<T>(n: usize, f: impl Fn() -> T) -> Vec<T> {
 
 impl<'a> Files<'a> {
     /// The files of a window, nothing made yet.
-    pub fn new(plan: Vec<FilePlan>, dirs: &'a Dirs<'a>, problems: &'a Problems) -> Self {
+    pub fn new(
+        plan: Vec<FilePlan>,
+        dirs: &'a Dirs<'a>,
+        problems: &'a Problems,
+        progress: &'a Progress,
+    ) -> Self {
         let n = plan.len();
         Files {
             plan,
@@ -125,6 +132,7 @@ impl<'a> Files<'a> {
             open: FdCache::new(OPEN_FILES),
             files: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            progress,
         }
     }
 
@@ -290,13 +298,16 @@ impl<'a> Files<'a> {
             let _ = self.failed[i].compare_exchange(OK, LOCAL, Ordering::SeqCst, Ordering::SeqCst);
             return;
         };
+        self.progress
+            .item_started(|| self.path(i).display().to_string());
         let written = self
             .handle(i, dir.as_fd())
             .and_then(|f| write_skipping_zeros(&f, data, off))
             .map_err(|e| format!("cannot write it: {e}"))
             .and_then(|()| after_write().map_err(|e| e.to_string()));
-        if let Err(why) = written {
-            self.fail(i, LOCAL, why);
+        match written {
+            Ok(()) => self.progress.bytes_done(data.len() as u64),
+            Err(why) => self.fail(i, LOCAL, why),
         }
     }
 
@@ -336,6 +347,9 @@ impl<'a> Files<'a> {
                     self.state[i].store(DONE, Ordering::SeqCst);
                     self.files.fetch_add(1, Ordering::SeqCst);
                     self.bytes.fetch_add(f.size, Ordering::SeqCst);
+                    self.progress.file_done();
+                    self.progress
+                        .verbose(1, || format!("restored {}", self.path(i).display()));
                     return;
                 }
                 Err(e) if dirfd::is_dir_in_the_way(&e) => self.fail(
@@ -351,6 +365,9 @@ impl<'a> Files<'a> {
             let _ = dirfd::remove(dir, &t.name);
         }
         self.state[i].store(GONE, Ordering::SeqCst);
+        self.progress.file_done();
+        self.progress
+            .verbose(1, || format!("not restored {}", self.path(i).display()));
         if self.failed[i].load(Ordering::SeqCst) == DAMAGE {
             self.clear_name(i, dir);
         }
@@ -456,6 +473,10 @@ impl<'a> Files<'a> {
                 Ok(()) => {
                     self.state[i].store(DONE, Ordering::SeqCst);
                     self.files.fetch_add(1, Ordering::SeqCst);
+                    self.progress.file_done();
+                    self.progress.verbose(1, || {
+                        format!("restored {} (hard link)", self.path(i).display())
+                    });
                 }
                 Err(e) => self.fail(
                     i,

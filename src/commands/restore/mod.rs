@@ -98,6 +98,8 @@ pub struct RestoreOptions {
     pub excludes: Vec<String>,
     /// The snapshot's short id, for messages.
     pub snapshot: String,
+    /// Progress counters and verbose lines (no-op by default).
+    pub progress: crate::progress::Progress,
 }
 
 /// What `restore` did.
@@ -252,11 +254,27 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
             plan::Step::Lost(msg) => problems.damage(msg),
         }
         if w.full(&limits) {
-            window::restore(repo, &mut w, &mut dirs, &mut links, &problems, &mut totals)?;
+            window::restore(
+                repo,
+                &mut w,
+                &mut dirs,
+                &mut links,
+                &problems,
+                &mut totals,
+                &opts.progress,
+            )?;
         }
     }
     if w.entries > 0 {
-        window::restore(repo, &mut w, &mut dirs, &mut links, &problems, &mut totals)?;
+        window::restore(
+            repo,
+            &mut w,
+            &mut dirs,
+            &mut links,
+            &problems,
+            &mut totals,
+            &opts.progress,
+        )?;
     }
     drop(dirs);
     failpoint!("restore.done");

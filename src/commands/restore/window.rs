@@ -98,6 +98,7 @@ pub fn restore(
     links: &mut Links,
     problems: &Problems,
     totals: &mut Totals,
+    progress: &crate::progress::Progress,
 ) -> Result<()> {
     failpoint!("restore.after_dirs");
     // From here on each directory is opened again when first needed, and
@@ -106,7 +107,7 @@ pub fn restore(
     {
         // (Dropped before `dirs` changes: removes what is left under
         // temporary names.)
-        let mut files = Files::new(std::mem::take(&mut w.files), dirs, problems);
+        let mut files = Files::new(std::mem::take(&mut w.files), dirs, problems, progress);
         let uses = files.locate(repo)?;
         files.prepare()?;
         totals.packs_read += data::write(repo, &files, uses)?;
