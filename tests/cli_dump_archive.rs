@@ -413,3 +413,53 @@ fn target_writes_a_file_and_says_so() {
     assert!(out["snapshot"]["id"].is_string());
     assert!(fs::read(&target).unwrap() == fs::read(src.join("big.bin")).unwrap());
 }
+
+/// Peak resident memory so far (`VmHWM`, KiB) of a running process.
+fn peak_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_large_file_is_streamed_in_bounded_memory() {
+    const LEN: usize = 24 << 20;
+    let env = Env::new();
+    let src = env.path("src");
+    write_random(&src.join("large.bin"), 9, LEN);
+    env.create(&[&src], &[]);
+    for archive in ["tar", "zip"] {
+        let mut child = env
+            .cmd()
+            .args(["dump".as_ref(), "latest".as_ref(), src.as_os_str()])
+            .args(["--archive", archive])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        // Read slowly enough that snap waits on the pipe, and look at
+        // its peak memory while it does.
+        let (mut total, mut peak) = (0usize, 0u64);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = out.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            total += n;
+            if let Some(p) = peak_kib(child.id()) {
+                peak = peak.max(p);
+            }
+        }
+        assert!(child.wait().unwrap().success(), "{archive}");
+        assert!(total >= LEN, "{archive}: {total} bytes");
+        assert!(peak > 0, "{archive}: no peak read");
+        // Holding the file would take more than the file.
+        assert!(
+            peak < (LEN / 1024) as u64,
+            "{archive}: peak {peak} KiB while dumping a {} KiB file",
+            LEN / 1024
+        );
+    }
+}

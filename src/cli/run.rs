@@ -78,6 +78,7 @@ fn stops_cleanly(c: &Command) -> bool {
         c,
         Command::Create(_)
             | Command::Restore(_)
+            | Command::Dump(_)
             | Command::Check(_)
             | Command::Prune(_)
             | Command::Sync(_)

@@ -208,6 +208,7 @@ fn walk(
     report: &mut DumpReport,
 ) -> Result<()> {
     let mut add = |rel: &[u8], n: &Node, report: &mut DumpReport| -> Result<()> {
+        crate::interrupt::check()?;
         let mut content = Content::new(repo, n, rel);
         if sink.add(rel, n, &mut content)? {
             report.entries += 1;
@@ -276,6 +277,7 @@ impl<'a> Content<'a> {
 
     /// The next chunk's bytes, or `None` after the last.
     pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
+        crate::interrupt::check()?;
         let Some(id) = self.ids.next() else {
             if self.done != self.size {
                 return Err(self.size_error(self.done));
