@@ -253,7 +253,7 @@ fn values_that_cannot_be_used_are_usage_errors() {
             "bad pattern",
         ),
         (vec!["restore", "latest"], "--to"),
-        (vec!["dump", "latest", "/"], "not the root"),
+        (vec!["dump", "latest", "/", "--target", s], "--target"),
     ] {
         assert_usage(&env, &args, flag);
     }

@@ -72,8 +72,9 @@ pub enum Command {
     Ls(LsArgs),
     /// Restore a snapshot into a directory.
     Restore(RestoreArgs),
-    /// Write one file of a snapshot to standard output.
-    Dump(DumpArgs),
+    /// Write one file of a snapshot to standard output, or a directory as
+    /// a tar or zip archive (docs/browsing.md).
+    Dump(super::dump::DumpArgs),
     /// Verify the repository's structure and, optionally, all data.
     Check(CheckArgs),
     /// Remove the given snapshots (their data is freed by `prune`).
@@ -304,16 +305,6 @@ pub struct RestoreArgs {
     /// Leave out paths matching this glob (repeatable; names as for --include).
     #[arg(long = "exclude")]
     pub excludes: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct DumpArgs {
-    /// Snapshot: `latest` or an id prefix.
-    pub snapshot: String,
-    #[command(flatten)]
-    pub filter: FilterArgs,
-    /// File path inside the snapshot (a dump NAME is found under /.snap-streams).
-    pub path: PathBuf,
 }
 
 #[derive(Debug, Args)]

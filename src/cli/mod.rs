@@ -19,6 +19,7 @@ macro_rules! say {
 mod args;
 mod create_extra;
 mod diff;
+mod dump;
 mod find;
 mod generate;
 mod jobs;

@@ -79,6 +79,7 @@ fn stops_cleanly(c: &Command) -> bool {
         c,
         Command::Create(_)
             | Command::Restore(_)
+            | Command::Dump(_)
             | Command::Check(_)
             | Command::Prune(_)
             | Command::Sync(_)
@@ -321,16 +322,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Restore(a) => run_restore(cli, a, p),
-        Command::Dump(a) => {
-            let repo = open_repo(cli)?;
-            let sel = select(&repo, &a.snapshot, &a.filter, p, false)?;
-            let (id, s) = (sel.id, sel.snapshot);
-            let path = stream_path(&repo, &s.tree, &a.path, &id.short())?;
-            let stdout = std::io::stdout();
-            let mut lock = stdout.lock();
-            commands::dump::run(&repo, &s.tree, &path, &id.short(), &mut lock)?;
-            Ok(exit::OK)
-        }
+        Command::Dump(a) => super::dump::run(cli, a, p),
         Command::Check(a) => run_check(cli, a, p),
         Command::Sync(a) => {
             super::sync::run(&repo_location(cli)?, a, p, &|| get_password(cli, false))
@@ -395,7 +387,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
 }
 
 /// A dump given by bare NAME lives under `/.snap-streams`.
-fn stream_path(
+pub(super) fn stream_path(
     repo: &Repository,
     root: &crate::format::BlobId,
     given: &Path,

@@ -5,6 +5,8 @@ pub mod check;
 pub mod create;
 pub mod diff;
 pub mod dump;
+mod dump_tar;
+mod dump_zip;
 pub mod find;
 pub mod forget;
 pub mod ls;
