@@ -81,6 +81,7 @@ fn stops_cleanly(c: &Command) -> bool {
             | Command::Check(_)
             | Command::Prune(_)
             | Command::Sync(_)
+            | Command::Copy(_)
             | Command::Run(_)
             | Command::Verify(_)
     )
@@ -192,6 +193,11 @@ fn code_for(e: &anyhow::Error) -> i32 {
         .is_some()
     {
         return exit::USAGE;
+    }
+    if e.downcast_ref::<super::copy::SourceWrongPassword>()
+        .is_some()
+    {
+        return exit::WRONG_PASSWORD;
     }
     match e.downcast_ref::<Error>() {
         Some(Error::Usage(_)) => exit::USAGE,
@@ -325,6 +331,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Sync(a) => {
             super::sync::run(&repo_location(cli)?, a, p, &|| get_password(cli, false))
         }
+        Command::Copy(a) => super::copy::run(a, &|| open_repo(cli), p),
         Command::Run(a) => super::jobs::run(cli, a, p),
         Command::Verify(a) => super::verify::run(cli, a, p),
         Command::Schedule(a) => super::schedule::schedule(a, p),
