@@ -317,3 +317,27 @@ fn a_copy_killed_midway_leaves_the_target_consistent_and_resumes() {
     let out = dst.run(["check", "--read-data"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+#[test]
+fn damaged_source_data_is_not_copied() {
+    let (src, _data) = source();
+    let dst = target();
+    // The largest pack holds the 3 MiB file's chunks.
+    let (pack, _) = src.packs()[0].clone();
+    common::flip_byte(&pack, 1000);
+    let out = dst.run(copy_args(&src, &[]));
+    assert_eq!(code(&out), 11, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("blob"), "{err}");
+    assert!(
+        rows(&dst).is_empty(),
+        "a snapshot with damaged data was copied"
+    );
+    let out = dst.run(["check", "--read-data"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // A selector that names nothing in the source.
+    let out = dst.run(copy_args(&src, &["deadbeef"]));
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("deadbeef"), "{}", stderr(&out));
+}

@@ -154,12 +154,8 @@ impl Translator<'_> {
             .collect::<Result<Vec<Node>>>()?;
         // The source's listing was valid; only ids changed, so it stays
         // valid (`store` validates again) and splits into the same parts.
-        let new = Tree { nodes }.store(|bytes| {
-            self.saver
-                .save(BlobKind::Tree, bytes)
-                .map(|(id, _)| id)
-                .map_err(Error::from)
-        })?;
+        let new = Tree { nodes }
+            .store(|bytes| self.saver.save(BlobKind::Tree, bytes).map(|(id, _)| id))?;
         self.trees
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -336,4 +332,53 @@ pub fn run(
     rows.sort_by_key(|(at, _)| *at);
     report.snapshots = rows.into_iter().map(|(_, r)| r).collect();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::snapshot::Summary;
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            time_ns: 1_700_000_000_123_456_789,
+            host: "h".into(),
+            user: "u".into(),
+            tags: vec!["a".into(), "b".into()],
+            paths: vec!["/x".into()],
+            tree: BlobId([1; 32]),
+            parent: Some(SnapshotId([2; 32])),
+            incomplete: false,
+            summary: Summary {
+                files_new: 3,
+                duration_ms: 17,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn same_origin_ignores_ids_and_tag_order_only() {
+        let a = snap();
+        let mut b = snap();
+        // Another repository: other tree id and parent; tags reordered.
+        b.tree = BlobId([9; 32]);
+        b.parent = None;
+        b.tags.reverse();
+        assert!(same_origin(&a, &b));
+        let changes: [fn(&mut Snapshot); 7] = [
+            |s| s.time_ns += 1,
+            |s| s.host.push('2'),
+            |s| s.user.push('2'),
+            |s| s.paths.push("/y".into()),
+            |s| s.tags.push("repaired".into()),
+            |s| s.incomplete = true,
+            |s| s.summary.duration_ms += 1,
+        ];
+        for (i, f) in changes.iter().enumerate() {
+            let mut c = snap();
+            f(&mut c);
+            assert!(!same_origin(&a, &c), "change {i} went unnoticed");
+        }
+    }
 }
