@@ -216,6 +216,24 @@ fn wrong_source_password_is_one_line_and_exit_12() {
 }
 
 #[test]
+fn a_missing_source_is_exit_10_naming_from_repo() {
+    let dst = target();
+    let gone = dst.path("no-such-repo");
+    let out = dst
+        .cmd()
+        .args(["copy", "--from-repo"])
+        .arg(&gone)
+        .env("SNAP_FROM_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 10, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--from-repo"), "{}", stderr(&out));
+    // Without --from-repo: a usage error.
+    let out = dst.run(["copy"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}
+
+#[test]
 fn a_repository_is_not_copied_into_itself() {
     let (src, _data) = source();
     let out = src

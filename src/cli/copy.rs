@@ -40,15 +40,30 @@ pub struct CopyArgs {
     pub threads: usize,
 }
 
-/// The source's password does not open it: exit code 12, as for the
-/// repository's own password, naming the source's password options.
+/// The source repository cannot be opened: the message names the
+/// source's options (not --repo's), and the exit code is the one of the
+/// same failure of --repo.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "wrong password for the source repository {repo}: no key there opens with it \
-     (check SNAP_FROM_PASSWORD / --from-password-file / --from-password-command)"
-)]
-pub struct SourceWrongPassword {
-    repo: String,
+pub enum SourceError {
+    /// Exit code 12.
+    #[error(
+        "wrong password for the source repository {0}: no key there opens with it \
+         (check SNAP_FROM_PASSWORD / --from-password-file / --from-password-command)"
+    )]
+    WrongPassword(String),
+    /// Exit code 10.
+    #[error("no snap repository at {0}: check --from-repo / SNAP_FROM_REPO")]
+    NoRepository(String),
+}
+
+impl SourceError {
+    /// The process exit code.
+    pub fn code(&self) -> i32 {
+        match self {
+            SourceError::WrongPassword(_) => exit::WRONG_PASSWORD,
+            SourceError::NoRepository(_) => exit::NO_REPOSITORY,
+        }
+    }
 }
 
 fn env_var(name: &str) -> Option<Zeroizing<String>> {
@@ -95,10 +110,15 @@ fn source_password(a: &CopyArgs) -> Result<Zeroizing<String>> {
 
 fn open_source(loc: &str, a: &CopyArgs) -> Result<Repository> {
     let be = backend::open(loc)?;
-    let raw = Repository::check_format_version(be.as_ref())?;
+    let raw = match Repository::check_format_version(be.as_ref()) {
+        Err(crate::Error::NoRepository { repo }) => {
+            return Err(SourceError::NoRepository(repo).into())
+        }
+        r => r?,
+    };
     let pw = source_password(a)?;
     match Repository::open_with_config(be, &raw, pw.as_bytes()) {
-        Err(crate::Error::WrongPassword { repo }) => Err(SourceWrongPassword { repo }.into()),
+        Err(crate::Error::WrongPassword { repo }) => Err(SourceError::WrongPassword(repo).into()),
         r => Ok(r?),
     }
 }

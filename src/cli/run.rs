@@ -194,10 +194,8 @@ fn code_for(e: &anyhow::Error) -> i32 {
     {
         return exit::USAGE;
     }
-    if e.downcast_ref::<super::copy::SourceWrongPassword>()
-        .is_some()
-    {
-        return exit::WRONG_PASSWORD;
+    if let Some(s) = e.downcast_ref::<super::copy::SourceError>() {
+        return s.code();
     }
     match e.downcast_ref::<Error>() {
         Some(Error::Usage(_)) => exit::USAGE,
