@@ -359,3 +359,33 @@ fn damaged_source_data_is_not_copied() {
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("deadbeef"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_long_copy_commits_as_it_goes_and_a_kill_keeps_what_was_committed() {
+    let (src, data) = source();
+    let dst = target();
+    // Every snapshot its own batch; killed right after the first is written.
+    let out = dst
+        .cmd()
+        .args(copy_args(&src, &["--commit-every", "1"]))
+        .env("SNAP_FAILPOINTS", "copy.after_snapshot=1*abort")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "not killed: {}", stderr(&out));
+    let to = rows(&dst);
+    assert_eq!(to.len(), 1, "the first batch was committed");
+    assert_eq!(to[0]["host"], "alpha");
+    let out = dst.run(["check", "--read-data"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    let r = dst.json(copy_args(&src, &["--commit-every", "1"]));
+    assert_eq!(r["copied"], 1, "{r}");
+    assert_eq!(r["already_present"], 1, "{r}");
+    assert_eq!(r["snapshots"][0]["status"], "already present", "{r}");
+    assert_eq!(r["snapshots"][1]["status"], "copied", "{r}");
+    let to = rows(&dst);
+    assert_eq!(to[1]["parent"], to[0]["id"], "parent: the copy made before");
+    let got = restore(&dst, to[1]["id"].as_str().unwrap(), "after", &data);
+    let d = differences(&walk(&data), &walk(&got));
+    assert!(d.is_empty(), "{d:#?}");
+}

@@ -38,6 +38,10 @@ pub struct CopyArgs {
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Commit the snapshots copied so far after this many new bytes
+    /// (default: the target's pack size; lower only for tests).
+    #[arg(long, hide = true, value_name = "BYTES", default_value_t = 0)]
+    pub commit_every: u64,
 }
 
 /// The source repository cannot be opened: the message names the
@@ -158,7 +162,15 @@ pub fn run(
     let target = open_target()?;
     let source = open_source(from, a)?;
     let snaps = chosen(&source, a, p)?;
-    let r = copy::run(&source, target, &snaps, &CopyOptions { threads: a.threads })?;
+    let r = copy::run(
+        &source,
+        target,
+        &snaps,
+        &CopyOptions {
+            threads: a.threads,
+            commit_every_bytes: a.commit_every,
+        },
+    )?;
     if p.json {
         say!("{}", serde_json::to_string(&r)?);
         return Ok(exit::OK);

@@ -8,15 +8,16 @@
 //! through the target's [`BlobSaver`] (which stores only what the target
 //! lacks); trees are rebuilt bottom-up with the new ids, and a snapshot
 //! with the source's time, host, user, paths, tags and summary is written
-//! last. The source's chunk boundaries are kept (no re-chunking), as
+//! once its batch is durable. The source's chunk boundaries are kept (no re-chunking), as
 //! restic does: see docs/copy.md for what that means for dedup.
 //!
 //! Invariants:
 //! * The target is written only as `create` writes it: under a create
 //!   registration (so a prune of the target waits for us or we avoid its
 //!   packs), blobs before the trees naming them, and snapshot objects only
-//!   after [`BlobSaver::finish`] made every pack durable and indexed. A
-//!   copy killed at any point leaves no snapshot naming missing data;
+//!   after [`BlobSaver::finish`] made every pack of their batch (about a
+//!   pack of new data) durable and indexed. A copy killed at any point
+//!   leaves no snapshot naming missing data; committed batches stay, and
 //!   published packs are reused by the next run.
 //! * A subtree is translated once per run (memo by source tree id); it is
 //!   never taken as present in the target just because a tree blob with
@@ -52,6 +53,9 @@ const CHUNK_MEMO_MAX: usize = 100_000;
 pub struct CopyOptions {
     /// Worker threads (0: one per core).
     pub threads: usize,
+    /// Commit the snapshots translated so far once this many new bytes
+    /// were stored (0: the target's pack size).
+    pub commit_every_bytes: u64,
 }
 
 /// One source snapshot and what became of it.
@@ -127,12 +131,13 @@ struct Counters {
     data_read: AtomicU64,
     trees_read: AtomicU64,
     bytes_read: AtomicU64,
+    /// Plaintext bytes of the blobs that were new to the target.
+    new_bytes: AtomicU64,
 }
 
 /// Rewrites source trees into the target.
 struct Translator<'a> {
     src: &'a Repository,
-    saver: &'a BlobSaver,
     /// Source tree id -> target tree id, for subtrees stored in this run.
     trees: Mutex<HashMap<BlobId, BlobId>>,
     /// Source chunk id -> target chunk id (bounded, see [`CHUNK_MEMO_MAX`]).
@@ -141,7 +146,7 @@ struct Translator<'a> {
 }
 
 impl Translator<'_> {
-    fn tree(&self, id: &BlobId) -> Result<BlobId> {
+    fn tree(&self, sv: &BlobSaver, id: &BlobId) -> Result<BlobId> {
         if let Some(d) = self.trees.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(*d);
         }
@@ -150,12 +155,11 @@ impl Translator<'_> {
         let nodes = tree
             .nodes
             .into_par_iter()
-            .map(|n| self.node(n))
+            .map(|n| self.node(sv, n))
             .collect::<Result<Vec<Node>>>()?;
         // The source's listing was valid; only ids changed, so it stays
         // valid (`store` validates again) and splits into the same parts.
-        let new = Tree { nodes }
-            .store(|bytes| self.saver.save(BlobKind::Tree, bytes).map(|(id, _)| id))?;
+        let new = Tree { nodes }.store(|bytes| self.save(sv, BlobKind::Tree, bytes))?;
         self.trees
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -163,18 +167,18 @@ impl Translator<'_> {
         Ok(new)
     }
 
-    fn node(&self, mut n: Node) -> Result<Node> {
+    fn node(&self, sv: &BlobSaver, mut n: Node) -> Result<Node> {
         match n.kind {
             NodeKind::File => {
                 n.content = n
                     .content
                     .iter()
-                    .map(|c| self.chunk(c))
+                    .map(|c| self.chunk(sv, c))
                     .collect::<Result<_>>()?;
             }
             NodeKind::Dir => {
                 if let Some(sub) = &n.subtree {
-                    n.subtree = Some(self.tree(sub)?);
+                    n.subtree = Some(self.tree(sv, sub)?);
                 }
             }
             _ => {}
@@ -182,7 +186,17 @@ impl Translator<'_> {
         Ok(n)
     }
 
-    fn chunk(&self, id: &BlobId) -> Result<BlobId> {
+    fn save(&self, sv: &BlobSaver, kind: BlobKind, plain: &[u8]) -> Result<BlobId> {
+        let (id, new) = sv.save(kind, plain)?;
+        if new {
+            self.counters
+                .new_bytes
+                .fetch_add(plain.len() as u64, Ordering::Relaxed);
+        }
+        Ok(id)
+    }
+
+    fn chunk(&self, sv: &BlobSaver, id: &BlobId) -> Result<BlobId> {
         if let Some(d) = self
             .chunks
             .lock()
@@ -197,7 +211,7 @@ impl Translator<'_> {
         self.counters
             .bytes_read
             .fetch_add(plain.len() as u64, Ordering::Relaxed);
-        let (new, _) = self.saver.save(BlobKind::Data, &plain)?;
+        let new = self.save(sv, BlobKind::Data, &plain)?;
         let mut memo = self.chunks.lock().unwrap_or_else(|p| p.into_inner());
         if memo.len() < CHUNK_MEMO_MAX {
             memo.insert(*id, new);
@@ -286,11 +300,17 @@ pub fn run(
     } else {
         opts.threads
     };
-    let mut saver = BlobSaver::new(target.clone(), threads)?;
-    saver.exclude_packs(excluded);
+    let new_saver = || -> Result<BlobSaver> {
+        let mut s = BlobSaver::new(target.clone(), threads)?;
+        s.exclude_packs(excluded.clone());
+        Ok(s)
+    };
+    let commit_every = match opts.commit_every_bytes {
+        0 => target.config().pack_size,
+        n => n,
+    };
     let tr = Translator {
         src: source,
-        saver: &saver,
         trees: Mutex::new(HashMap::new()),
         chunks: Mutex::new(HashMap::new()),
         counters: Counters::default(),
@@ -300,34 +320,53 @@ pub fn run(
         .thread_name(|i| format!("snap-copy-{i}"))
         .build()
         .map_err(|e| Error::Invalid(format!("cannot start copy threads: {e}")))?;
-    let mut roots = Vec::with_capacity(todo.len());
-    for (_, _, s) in &todo {
-        roots.push(pool.install(|| tr.tree(&s.tree))?);
+    let mut saver = Some(new_saver()?);
+    // Translated, not yet committed: (position, source id, source snapshot, new root).
+    let mut pending: Vec<(usize, SnapshotId, &Snapshot, BlobId)> = Vec::new();
+    let mut added_at_commit = 0;
+    for (i, (at, sid, s)) in todo.iter().enumerate() {
+        let sv = saver.as_ref().expect("a saver until the last batch");
+        let root = pool.install(|| tr.tree(sv, &s.tree))?;
+        pending.push((*at, *sid, s, root));
+        let last = i + 1 == todo.len();
+        let added = tr.counters.new_bytes.load(Ordering::Relaxed);
+        if !last && added - added_at_commit < commit_every {
+            continue;
+        }
+        // A batch holds about a pack's worth of new data: a long copy
+        // commits as it goes (a kill loses at most one batch), and packs
+        // stay nearly full.
+        added_at_commit = added;
+        let full = match saver.as_mut() {
+            Some(sv) if !last => std::mem::replace(sv, new_saver()?),
+            _ => saver.take().expect("a saver until the last batch"),
+        };
+        let stats = full.finish()?;
+        report.blobs_added += stats.blobs.load(Ordering::Relaxed);
+        report.bytes_added += stats.bytes.load(Ordering::Relaxed);
+        report.packs_added += stats.packs.load(Ordering::Relaxed);
+        // Every pack of the batch is durable and indexed: now its
+        // snapshots, oldest first, each a commit point of its own.
+        for (at, sid, s, root) in pending.drain(..) {
+            let snap = Snapshot {
+                tree: root,
+                // The copy of the source's parent, when the target holds one.
+                parent: s.parent.and_then(|p| copy_of.get(&p).copied()),
+                ..s.clone()
+            };
+            crate::interrupt::check()?;
+            lock.ensure_held()?;
+            let tid = target.save_snapshot(&snap)?;
+            failpoint!("copy.after_snapshot");
+            copy_of.insert(sid, tid);
+            rows.push((at, row(&sid, &tid, s, "copied")));
+            report.copied += 1;
+        }
     }
-    let Translator { counters: c, .. } = tr;
-    let stats = saver.finish()?;
+    let c = tr.counters;
     report.data_blobs_read = c.data_read.into_inner();
     report.trees_read = c.trees_read.into_inner();
     report.bytes_read = c.bytes_read.into_inner();
-    report.blobs_added = stats.blobs.load(Ordering::Relaxed);
-    report.bytes_added = stats.bytes.load(Ordering::Relaxed);
-    report.packs_added = stats.packs.load(Ordering::Relaxed);
-    // Every pack is durable and indexed: now the snapshots, oldest first,
-    // each a commit point of its own.
-    for ((at, sid, s), root) in todo.iter().zip(roots) {
-        let snap = Snapshot {
-            tree: root,
-            // The copy of the source's parent, when the target holds one.
-            parent: s.parent.and_then(|p| copy_of.get(&p).copied()),
-            ..s.clone()
-        };
-        crate::interrupt::check()?;
-        lock.ensure_held()?;
-        let tid = target.save_snapshot(&snap)?;
-        copy_of.insert(*sid, tid);
-        rows.push((*at, row(sid, &tid, s, "copied")));
-        report.copied += 1;
-    }
     lock.release()?;
     rows.sort_by_key(|(at, _)| *at);
     report.snapshots = rows.into_iter().map(|(_, r)| r).collect();
