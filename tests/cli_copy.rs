@@ -389,3 +389,70 @@ fn a_long_copy_commits_as_it_goes_and_a_kill_keeps_what_was_committed() {
     let d = differences(&walk(&data), &walk(&got));
     assert!(d.is_empty(), "{d:#?}");
 }
+
+#[test]
+fn source_password_sources_in_order() {
+    let (src, _data) = source();
+    let dst = target();
+    let right = src.path("right");
+    fs::write(&right, format!("{PASSWORD}\n")).unwrap();
+    let wrong = src.path("wrong");
+    fs::write(&wrong, "wrong\n").unwrap();
+    let run = |args: &[&str], vars: &[(&str, &Path)]| {
+        let mut c = dst.cmd();
+        c.args(["copy", "--tag", "nosuch", "--from-repo"])
+            .arg(&src.repo);
+        c.args(args);
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        code(&c.output().unwrap())
+    };
+    let right_s = right.to_str().unwrap();
+    let cat_right = format!("cat '{right_s}'");
+    let cat_right = Path::new(&cat_right);
+    // Each alone.
+    assert_eq!(run(&[], &[("SNAP_FROM_PASSWORD_FILE", &right)]), 0);
+    assert_eq!(run(&[], &[("SNAP_FROM_PASSWORD_COMMAND", cat_right)]), 0);
+    assert_eq!(run(&["--from-password-file", right_s], &[]), 0);
+    // A flag wins over the environment; SNAP_FROM_PASSWORD over the file.
+    let wrong_pw = Path::new("wrong");
+    assert_eq!(
+        run(
+            &["--from-password-file", right_s],
+            &[("SNAP_FROM_PASSWORD", wrong_pw)]
+        ),
+        0
+    );
+    assert_eq!(
+        run(
+            &[],
+            &[
+                ("SNAP_FROM_PASSWORD", wrong_pw),
+                ("SNAP_FROM_PASSWORD_FILE", &right)
+            ]
+        ),
+        12
+    );
+    assert_eq!(
+        run(
+            &[],
+            &[
+                ("SNAP_FROM_PASSWORD_FILE", &wrong),
+                ("SNAP_FROM_PASSWORD_COMMAND", cat_right)
+            ]
+        ),
+        12
+    );
+    // The target's own password is not taken for the source's.
+    assert_eq!(run(&[], &[]), 1);
+    let out = dst
+        .cmd()
+        .args(["copy", "--from-password-file"])
+        .arg(&right)
+        .args(["--from-password-command", "true", "--from-repo"])
+        .arg(&src.repo)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "both flags: {}", stderr(&out));
+}
