@@ -84,6 +84,8 @@ pub const ALL: &[&str] = &[
     "restore.after_write",
     // restore: every window restored, the report not returned yet.
     "restore.done",
+    // copy: after each snapshot object is written to the target.
+    "copy.after_snapshot",
     // tag: the retagged snapshot is written, the old one not yet deleted.
     "tag.after_new_snapshot",
 ];

@@ -389,9 +389,10 @@ fn every_failpoint_is_in_a_matrix() {
                 .iter()
                 .any(|c| p.starts_with(c))
                 // restore's are killed in tests/restore_safety.rs,
-                // tag's in tests/cli_tag.rs.
+                // tag's in tests/cli_tag.rs, copy's in tests/cli_copy.rs.
                 || p.starts_with("restore.")
-                || p.starts_with("tag."),
+                || p.starts_with("tag.")
+                || p.starts_with("copy."),
             "{p}: add its command to tests/crash_matrix.rs"
         );
     }

@@ -89,6 +89,8 @@ pub enum Command {
     Key(KeyCommand),
     /// Copy missing snapshots (raw objects) to or from another copy of this repository.
     Sync(SyncArgs),
+    /// Copy snapshots from another repository (its own keys and password) into this one.
+    Copy(super::copy::CopyArgs),
     /// Run a backup job of the configuration file: hooks, dumps, backup,
     /// retention, sync, restore drill, notifications (docs/jobs.md).
     Run(super::jobs::RunArgs),

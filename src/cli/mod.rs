@@ -17,6 +17,7 @@ macro_rules! say {
 }
 
 mod args;
+mod copy;
 mod create_extra;
 mod diff;
 mod dump;

@@ -83,6 +83,7 @@ fn stops_cleanly(c: &Command) -> bool {
             | Command::Check(_)
             | Command::Prune(_)
             | Command::Sync(_)
+            | Command::Copy(_)
             | Command::Run(_)
             | Command::Verify(_)
     )
@@ -194,6 +195,9 @@ fn code_for(e: &anyhow::Error) -> i32 {
         .is_some()
     {
         return exit::USAGE;
+    }
+    if let Some(s) = e.downcast_ref::<super::copy::SourceError>() {
+        return s.code();
     }
     match e.downcast_ref::<Error>() {
         Some(Error::Usage(_)) => exit::USAGE,
@@ -327,6 +331,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Sync(a) => {
             super::sync::run(&repo_location(cli)?, a, p, &|| get_password(cli, false))
         }
+        Command::Copy(a) => super::copy::run(a, &|| open_repo(cli), p),
         Command::Run(a) => super::jobs::run(cli, a, p),
         Command::Verify(a) => super::verify::run(cli, a, p),
         Command::Schedule(a) => super::schedule::schedule(a, p),

@@ -2,6 +2,7 @@
 //! returns a report struct; none of them prints.
 
 pub mod check;
+pub mod copy;
 pub mod create;
 pub mod diff;
 pub mod dump;
