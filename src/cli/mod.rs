@@ -27,6 +27,7 @@ mod output;
 mod password;
 mod prune;
 mod repair;
+mod restore;
 mod run;
 mod schedule;
 mod stats;

@@ -227,9 +227,19 @@ impl Printer {
             eprintln!("error: {e}");
         }
         if !self.quiet {
+            let mut extra = String::new();
+            if r.files_kept > 0 {
+                extra += &format!(", {} existing kept", r.files_kept);
+            }
+            if r.deleted > 0 {
+                extra += &format!(", {} deleted", r.deleted);
+            }
             say!(
-                "restored snapshot {snap}: {} files, {} dirs, {} others, {} (read {} packs)",
+                "restored snapshot {snap}: {} files ({} written, {} unchanged), {} dirs, \
+                 {} others{extra}; wrote {} (read {} packs)",
                 r.files,
+                r.files_written,
+                r.files_unchanged,
                 r.dirs,
                 r.others,
                 human(r.bytes),

@@ -12,6 +12,11 @@
 //! under a temporary name when the restore stops early (an error, an
 //! interruption) is removed when this is dropped. Hard links are made
 //! last, to the files put in place, and checked to be of that inode.
+//!
+//! Before any of that, each file's name in the target is looked at
+//! ([`existing`](super::existing)): one that already holds the snapshot's
+//! content is left (its metadata set where it differs), one `--overwrite`
+//! keeps is left as it is; their chunks are not read.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -21,15 +26,18 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::prelude::*;
 
 use super::cache::FdCache;
 use super::data::BlobUse;
 use super::dirfd::{self, Ident};
 use super::dirs::Dirs;
+use super::existing::{self, Verdict, Want};
 use super::links::{First, Link, Links};
 use super::meta::{self, Meta};
-use super::Problems;
+use super::{Overwrite, Problems};
 use crate::format::tree::Node;
 use crate::format::BlobId;
 use crate::repository::Repository;
@@ -44,6 +52,8 @@ const PLANNED: u8 = 0;
 const TEMP: u8 = 1;
 const DONE: u8 = 2;
 const GONE: u8 = 3;
+/// Something else is at its name, and `--overwrite` keeps it.
+const KEPT: u8 = 4;
 
 // Why a file failed (`failed`), once set never changed.
 const OK: u8 = 0;
@@ -90,11 +100,28 @@ impl FilePlan {
     }
 }
 
+/// What the files of a window came to.
+pub struct Counts {
+    /// In place (written, linked or unchanged).
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// In place already, not written.
+    pub unchanged: u64,
+    /// Something else kept at their names.
+    pub kept: u64,
+}
+
 /// The files of a window, by index.
 pub struct Files<'a> {
     plan: Vec<FilePlan>,
     dirs: &'a Dirs<'a>,
+    mode: Overwrite,
     problems: &'a Problems,
+    /// The inode at its name once it is in place (or kept).
+    ids: Vec<OnceLock<Ident>>,
+    unchanged: AtomicU64,
+    kept: AtomicU64,
     /// The temporary name, once made (the lock also serializes making it).
     temps: Vec<Mutex<Option<Temp>>>,
     /// Chunks still to be written (or skipped) before the file is complete.
@@ -112,12 +139,21 @@ fn atomics<T>(n: usize, f: impl Fn() -> T) -> Vec<T> {
 
 impl<'a> Files<'a> {
     /// The files of a window, nothing made yet.
-    pub fn new(plan: Vec<FilePlan>, dirs: &'a Dirs<'a>, problems: &'a Problems) -> Self {
+    pub fn new(
+        plan: Vec<FilePlan>,
+        dirs: &'a Dirs<'a>,
+        mode: Overwrite,
+        problems: &'a Problems,
+    ) -> Self {
         let n = plan.len();
         Files {
             plan,
             dirs,
+            mode,
             problems,
+            ids: atomics(n, OnceLock::new),
+            unchanged: AtomicU64::new(0),
+            kept: AtomicU64::new(0),
             temps: atomics(n, || Mutex::new(None)),
             remaining: atomics(n, || AtomicU32::new(0)),
             state: atomics(n, || AtomicU8::new(PLANNED)),
@@ -138,12 +174,14 @@ impl<'a> Files<'a> {
         self.dirs.path_of(f.dir, &f.name)
     }
 
-    /// Files put in place (hard links included) and their bytes.
-    pub fn counts(&self) -> (u64, u64) {
-        (
-            self.files.load(Ordering::SeqCst),
-            self.bytes.load(Ordering::SeqCst),
-        )
+    /// What became of the files.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            files: self.files.load(Ordering::SeqCst),
+            bytes: self.bytes.load(Ordering::SeqCst),
+            unchanged: self.unchanged.load(Ordering::SeqCst),
+            kept: self.kept.load(Ordering::SeqCst),
+        }
     }
 
     /// Records that file `i` fails (reported once, with `why`).
@@ -187,10 +225,12 @@ impl<'a> Files<'a> {
     /// Locates every chunk of every file of the window in the index, and
     /// takes the chunk lists: returns, for every blob needed, where it is
     /// and where it goes. Files with a chunk missing are reported and never
-    /// created.
+    /// created; files already in place, or kept by `--overwrite`, need
+    /// nothing.
     pub fn locate(&mut self, repo: &Repository) -> Result<HashMap<BlobId, BlobUse>> {
         let mut uses: HashMap<BlobId, BlobUse> = HashMap::new();
-        let mut offsets = Vec::new();
+        // (file, its chunks, their lengths) of the files located.
+        let mut located = Vec::new();
         for i in 0..self.plan.len() {
             let f = &mut self.plan[i];
             if matches!(f.link, Link::To(_)) {
@@ -198,9 +238,8 @@ impl<'a> Files<'a> {
             }
             let content = std::mem::take(&mut f.content);
             let size = f.size;
-            let mut off = 0u64;
+            let mut lens = Vec::with_capacity(content.len());
             let mut why = None;
-            offsets.clear();
             for id in &content {
                 let len = match uses.get(id) {
                     Some(u) => u.loc.entry.raw_len,
@@ -217,25 +256,83 @@ impl<'a> Files<'a> {
                         Err(e) => return Err(e),
                     },
                 };
-                offsets.push(off);
-                off += len as u64;
+                lens.push(len as u64);
             }
-            if why.is_none() && off != size {
+            let total: u64 = lens.iter().sum();
+            if why.is_none() && total != size {
                 why = Some(format!(
-                    "chunk sizes add up to {off}, not the recorded size {size}"
+                    "chunk sizes add up to {total}, not the recorded size {size}"
                 ));
             }
             if let Some(why) = why {
                 self.unrestorable(i, why);
                 continue;
             }
-            for (id, &off) in content.iter().zip(&offsets) {
+            located.push((i, content, lens));
+        }
+        // What is in the target already is read by the workers.
+        let write: Vec<bool> = located
+            .par_iter()
+            .map(|(i, ids, lens)| self.needs_writing(repo, *i, ids, lens))
+            .collect();
+        crate::interrupt::check()?;
+        for ((i, content, lens), write) in located.into_iter().zip(write) {
+            if !write {
+                continue;
+            }
+            let mut off = 0;
+            for (id, len) in content.iter().zip(lens) {
                 let u = uses.get_mut(id).expect("located above");
                 u.targets.push((i as u32, off));
+                off += len;
             }
             self.remaining[i].store(content.len() as u32, Ordering::SeqCst);
         }
         Ok(uses)
+    }
+
+    /// Whether file `i` is to be written: else it is in place already (its
+    /// metadata set here) or kept by `--overwrite`.
+    fn needs_writing(&self, repo: &Repository, i: usize, ids: &[BlobId], lens: &[u64]) -> bool {
+        let f = &self.plan[i];
+        if self.mode == Overwrite::Always {
+            return true;
+        }
+        let (Ok(dir), Ok(name)) = (self.dirs.get(f.dir), dirfd::cname(&f.name)) else {
+            return true; // the write reports it
+        };
+        let want = Want {
+            size: f.size,
+            mtime_ns: f.meta.mtime_ns,
+            ids,
+            lens,
+        };
+        match existing::judge(repo.key(), dir.as_fd(), &name, &want, self.mode) {
+            Verdict::Write => true,
+            Verdict::Unchanged { file, st } => {
+                match existing::fix(file.as_fd(), &f.meta, &st) {
+                    Ok(()) => {
+                        let _ = self.ids[i].set(dirfd::ident(&st));
+                        self.state[i].store(DONE, Ordering::SeqCst);
+                        self.files.fetch_add(1, Ordering::SeqCst);
+                        self.unchanged.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(e) => {
+                        self.fail(i, LOCAL, format!("cannot set its metadata: {e}"));
+                        self.state[i].store(GONE, Ordering::SeqCst);
+                    }
+                }
+                false
+            }
+            Verdict::Kept(st) => {
+                if dirfd::is_file(&st) {
+                    let _ = self.ids[i].set(dirfd::ident(&st));
+                }
+                self.state[i].store(KEPT, Ordering::SeqCst);
+                self.kept.fetch_add(1, Ordering::SeqCst);
+                false
+            }
+        }
     }
 
     /// Puts in place at once the files without chunks.
@@ -333,6 +430,9 @@ impl<'a> Files<'a> {
             });
             match placed {
                 Ok(()) => {
+                    if let Some(t) = self.temps[i].lock().unwrap().as_ref() {
+                        let _ = self.ids[i].set(t.id);
+                    }
                     self.state[i].store(DONE, Ordering::SeqCst);
                     self.files.fetch_add(1, Ordering::SeqCst);
                     self.bytes.fetch_add(f.size, Ordering::SeqCst);
@@ -365,12 +465,14 @@ impl<'a> Files<'a> {
             };
             let rel = self.dirs.rel_path(f.dir);
             let name = dirfd::cname(&f.name).unwrap_or_default();
-            let first = match self.state[i].load(Ordering::SeqCst) {
-                DONE => First::Done {
+            // A file kept by `--overwrite` is linked to as it is.
+            let state = self.state[i].load(Ordering::SeqCst);
+            let first = match self.ids[i].get() {
+                Some(&id) if state == DONE || state == KEPT => First::Done {
                     dir: f.dir,
                     rel,
                     name,
-                    id: self.temps[i].lock().unwrap().as_ref().expect("made").id,
+                    id,
                 },
                 _ => First::Failed {
                     rel,
@@ -418,6 +520,25 @@ impl<'a> Files<'a> {
                 } => (*d, rel, name, *id),
             };
             let first = || self.dirs.target_path(&join(rel, from));
+            // A name that is that inode already is in place; one that
+            // `--overwrite` keeps is left.
+            let there = (self.mode != Overwrite::Always)
+                .then(|| dirfd::cname(&f.name).ok())
+                .flatten()
+                .and_then(|n| dirfd::stat_at(dir, &n).ok().flatten());
+            if let Some(st) = there {
+                if dirfd::ident(&st) == id {
+                    self.state[i].store(DONE, Ordering::SeqCst);
+                    self.files.fetch_add(1, Ordering::SeqCst);
+                    self.unchanged.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+                if existing::keeps(self.mode, &st, f.meta.mtime_ns) {
+                    self.state[i].store(KEPT, Ordering::SeqCst);
+                    self.kept.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+            }
             // Its directory is open for work still, or opened again below
             // the target (never through a symlink).
             let opened = if self.dirs.is_live(from_dir) {
