@@ -150,12 +150,15 @@ fn a_restore_killed_midway_and_run_again_rewrites_nothing_it_had_finished() {
         "{r}"
     );
     assert!(num(&r, "stale_temps_removed") <= 2, "{r}");
-    // Once more: nothing at all is written.
+    // Once more: nothing at all is written, not even the symlink.
     let again = inodes(&dest);
+    let sym = || fs::symlink_metadata(dest.join("d1/sym")).unwrap();
+    let sym_before = (sym().ino(), sym().ctime(), sym().ctime_nsec());
     let r = restore_json(&env, &to, &[]);
     assert_eq!((num(&r, "files_written"), num(&r, "bytes")), (0, 0), "{r}");
     assert_eq!(num(&r, "packs_read"), 0, "{r}");
     assert_eq!(inodes(&dest), again);
+    assert_eq!((sym().ino(), sym().ctime(), sym().ctime_nsec()), sym_before);
 }
 
 /// The names of the overwrite test, and what each is in the target.
@@ -428,4 +431,37 @@ fn a_bad_subpath_is_one_line_and_fails() {
         assert!(lines[0].contains(&sub.display().to_string()), "{err}");
         assert!(!to.exists(), "the target was made");
     }
+}
+
+#[test]
+fn a_hard_link_in_the_target_to_a_file_elsewhere_is_replaced_not_changed() {
+    let env = Env::new();
+    let src = env.path("src");
+    write_random(&src.join("f"), 1, 4000);
+    chmod(&src.join("f"), 0o644);
+    env.create(&[&src], &[]);
+    let to = env.path("out");
+    env.restore("latest", &to);
+    // Someone puts a hard link to a file outside, with the same content
+    // and other metadata, where `f` goes.
+    let outside = env.path("outside");
+    write_random(&outside, 1, 4000);
+    chmod(&outside, 0o600);
+    set_mtime(&outside, T, 0);
+    let f = restored(&to, &src).join("f");
+    fs::remove_file(&f).unwrap();
+    fs::hard_link(&outside, &f).unwrap();
+    let before = fs::metadata(&outside).unwrap();
+    assert_eq!(before.nlink(), 2);
+    let r = restore_json(&env, &to, &[]);
+    assert_eq!(num(&r, "files_written"), 1, "{r}");
+    // (Its ctime changes: it lost a name.)
+    let now = fs::metadata(&outside).unwrap();
+    assert_eq!(
+        (now.mode(), now.mtime(), now.mtime_nsec(), now.nlink()),
+        (before.mode(), before.mtime(), before.mtime_nsec(), 1),
+        "the file outside was changed"
+    );
+    assert_ne!(fs::metadata(&f).unwrap().ino(), now.ino());
+    assert_same(&walk(&src), &walk(&restored(&to, &src)), "the restore");
 }

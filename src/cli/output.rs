@@ -235,15 +235,15 @@ impl Printer {
                 extra += &format!(", {} deleted", r.deleted);
             }
             say!(
-                "restored snapshot {snap}: {} files ({} written, {} unchanged), {} dirs, \
-                 {} others{extra}; wrote {} (read {} packs)",
+                "restored snapshot {snap}: {} files, {} dirs, {} others, {} written (read {} packs); \
+                 files: {} written, {} unchanged{extra}",
                 r.files,
-                r.files_written,
-                r.files_unchanged,
                 r.dirs,
                 r.others,
                 human(r.bytes),
-                r.packs_read
+                r.packs_read,
+                r.files_written,
+                r.files_unchanged,
             );
         }
         if !r.errors.is_empty() {

@@ -224,6 +224,7 @@ impl DryRun<'_, '_> {
             mtime_ns: node.mtime_ns,
             ids: &node.content,
             lens: &lens,
+            linked: key.is_some(),
         };
         let verdict = match (self.fd(dir), CString::new(node.name.clone())) {
             (Some(fd), Ok(name)) => {

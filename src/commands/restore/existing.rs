@@ -44,6 +44,11 @@ pub struct Want<'a> {
     /// Its chunk ids and their lengths.
     pub ids: &'a [BlobId],
     pub lens: &'a [u64],
+    /// Whether it is hard-linked in the snapshot: only then may a file
+    /// with other names be left in place (its metadata is set on the
+    /// inode, which those names share; one not linked is replaced, so
+    /// that a hard link in the target never carries the restore out).
+    pub linked: bool,
 }
 
 /// Whether what `st` describes is to be kept as it is by `mode` without
@@ -77,7 +82,8 @@ pub fn judge(
     if keeps(mode, &st, want.mtime_ns) {
         return Verdict::Kept(st);
     }
-    if !dirfd::is_file(&st) || st.st_size as u64 != want.size {
+    if !dirfd::is_file(&st) || st.st_size as u64 != want.size || (st.st_nlink > 1 && !want.linked)
+    {
         return Verdict::Write;
     }
     let Ok(file) = dirfd::open_read(dir, name, dirfd::ident(&st)) else {

@@ -306,6 +306,7 @@ impl<'a> Files<'a> {
             mtime_ns: f.meta.mtime_ns,
             ids,
             lens,
+            linked: matches!(f.link, Link::First(_)),
         };
         match existing::judge(repo.key(), dir.as_fd(), &name, &want, self.mode) {
             Verdict::Write => true,
