@@ -24,9 +24,12 @@ use common::*;
 /// Source mtimes: a fixed second, so "newer" and "older" are clear.
 const T: i64 = 1_600_000_000;
 
-/// (inode, mtime, ctime) of every regular file below `root` by relative
-/// path, leaving out restore's temporary names.
-fn inodes(root: &Path) -> BTreeMap<Vec<u8>, (u64, (i64, i64), (i64, i64))> {
+/// (inode, mtime, ctime) of a file.
+type Stamp = (u64, (i64, i64), (i64, i64));
+
+/// The [`Stamp`] of every regular file below `root` by relative path,
+/// leaving out restore's temporary names.
+fn inodes(root: &Path) -> BTreeMap<Vec<u8>, Stamp> {
     walk(root)
         .entries
         .into_iter()
@@ -198,16 +201,27 @@ fn each_overwrite_mode_replaces_what_it_says() {
     let env = Env::new();
     // (mode, names rewritten, names left as they were, names left with
     // the snapshot's content and their metadata set)
-    let cases: [(&str, &[&str], &[&str], &[&str]); 4] = [
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+    let cases: [Case; 4] = [
         (
             "always",
             &["changed", "same", "newer", "older", "meta"],
             &[],
             &[],
         ),
-        ("if-changed", &["changed", "newer", "older"], &[], &["same", "meta"]),
+        (
+            "if-changed",
+            &["changed", "newer", "older"],
+            &[],
+            &["same", "meta"],
+        ),
         // `same` has the snapshot's mtime: not older, so kept unread.
-        ("if-newer", &["older"], &["changed", "newer", "same"], &["meta"]),
+        (
+            "if-newer",
+            &["older"],
+            &["changed", "newer", "same"],
+            &["meta"],
+        ),
         (
             "never",
             &[],
@@ -230,16 +244,32 @@ fn each_overwrite_mode_replaces_what_it_says() {
         let now = walk(&d);
         let name = |n: &str| n.as_bytes().to_vec();
         for n in rewritten {
-            assert_ne!(before[&name(n)].0, after[&name(n)].0, "{mode}: {n} not rewritten");
-            assert_eq!(now.entries[&name(n)], wanted.entries[&name(n)], "{mode}: {n}");
+            assert_ne!(
+                before[&name(n)].0,
+                after[&name(n)].0,
+                "{mode}: {n} not rewritten"
+            );
+            assert_eq!(
+                now.entries[&name(n)],
+                wanted.entries[&name(n)],
+                "{mode}: {n}"
+            );
         }
         for n in kept {
             assert_eq!(before[&name(n)], after[&name(n)], "{mode}: {n} touched");
             assert_eq!(now.entries[&name(n)], had.entries[&name(n)], "{mode}: {n}");
         }
         for n in unchanged {
-            assert_eq!(before[&name(n)].0, after[&name(n)].0, "{mode}: {n} rewritten");
-            assert_eq!(now.entries[&name(n)], wanted.entries[&name(n)], "{mode}: {n}");
+            assert_eq!(
+                before[&name(n)].0,
+                after[&name(n)].0,
+                "{mode}: {n} rewritten"
+            );
+            assert_eq!(
+                now.entries[&name(n)],
+                wanted.entries[&name(n)],
+                "{mode}: {n}"
+            );
         }
         if unchanged.contains(&"same") {
             // Nothing about it differed: not even its ctime changed.
@@ -306,7 +336,10 @@ fn delete_removes_extras_only_inside_what_is_restored() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     // extra, sub/extra2, gone (with what is in it): three names.
     assert_eq!(num(&r, "deleted"), 3, "{r}");
-    assert!(out.join("a/other.log").exists(), "an excluded name was deleted");
+    assert!(
+        out.join("a/other.log").exists(),
+        "an excluded name was deleted"
+    );
     fs::remove_file(out.join("a/other.log")).unwrap();
     let mut want = below(&src.join("a"));
     want.entries.remove(b"x.log".as_slice());
@@ -335,7 +368,10 @@ fn delete_removes_extras_only_inside_what_is_restored() {
     assert!(to.is_dir());
     assert_eq!(num(&r, "deleted"), 3, "{r}");
     assert_same(&walk(&src), &walk(&d), "the restore differs");
-    let tops: Vec<_> = fs::read_dir(&to).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let tops: Vec<_> = fs::read_dir(&to)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(tops, [src.components().nth(1).unwrap().as_os_str()]);
 }
 
@@ -398,9 +434,30 @@ fn a_subpath_and_strip_components_give_the_tree_below() {
     let src = two_dirs(&env);
     // SNAP:SUBPATH: the contents of a/, without the directories above.
     let out = env.path("sub");
-    let o = run_restore(&env, false, &format!("latest:{}", src.join("a").display()), &out, &[]);
+    let o = run_restore(
+        &env,
+        false,
+        &format!("latest:{}", src.join("a").display()),
+        &out,
+        &[],
+    );
     assert_success(&o, "restore SNAP:SUBPATH");
     assert_same(&below(&src.join("a")), &below(&out), "SNAP:SUBPATH");
+    // Patterns are then relative to SUBPATH.
+    let out = env.path("sub-include");
+    let o = run_restore(
+        &env,
+        false,
+        &format!("latest:{}", src.display()),
+        &out,
+        &["--include", "/a/sub/**"],
+    );
+    assert_success(&o, "restore SNAP:SUBPATH --include");
+    let got: Vec<Vec<u8>> = below(&out).entries.into_keys().collect();
+    assert_eq!(
+        got,
+        [b"a".to_vec(), b"a/sub".to_vec(), b"a/sub/two".to_vec()]
+    );
     // Stripping the source's own names: its contents.
     let n = src.components().count() - 1;
     let out = env.path("strip");

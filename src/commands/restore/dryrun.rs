@@ -192,15 +192,17 @@ impl DryRun<'_, '_> {
         let key = (node.nlink >= 2).then_some((node.dev, node.inode));
         if let Some(first) = key.and_then(|k| self.firsts.get(&k)).copied() {
             let act = match self.there(dir, &node.name) {
-                Some(st) if self.opts.overwrite != super::Overwrite::Always
-                    && Some(dirfd::ident(&st)) == first =>
+                Some(st)
+                    if self.opts.overwrite != super::Overwrite::Always
+                        && Some(dirfd::ident(&st)) == first =>
                 {
                     Act::Unchanged
                 }
                 Some(st) if existing::keeps(self.opts.overwrite, &st, node.mtime_ns) => Act::Keep,
                 _ => Act::Write,
             };
-            return Ok(self.count_file(act, dir, &node, 0));
+            self.count_file(act, dir, &node, 0);
+            return Ok(());
         }
         let mut lens = Vec::with_capacity(node.content.len());
         for id in &node.content {
@@ -291,9 +293,10 @@ impl DryRun<'_, '_> {
             }
             Err(e) => {
                 let path = self.path(id, &[]);
-                self.r
-                    .errors
-                    .push(format!("{}: cannot list it for --delete: {e}", path.display()));
+                self.r.errors.push(format!(
+                    "{}: cannot list it for --delete: {e}",
+                    path.display()
+                ));
             }
         }
     }

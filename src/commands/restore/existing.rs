@@ -82,8 +82,7 @@ pub fn judge(
     if keeps(mode, &st, want.mtime_ns) {
         return Verdict::Kept(st);
     }
-    if !dirfd::is_file(&st) || st.st_size as u64 != want.size || (st.st_nlink > 1 && !want.linked)
-    {
+    if !dirfd::is_file(&st) || st.st_size as u64 != want.size || (st.st_nlink > 1 && !want.linked) {
         return Verdict::Write;
     }
     let Ok(file) = dirfd::open_read(dir, name, dirfd::ident(&st)) else {

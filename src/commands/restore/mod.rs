@@ -99,7 +99,7 @@ use crate::format::BlobId;
 use crate::repository::Repository;
 use crate::{Error, Result};
 
-pub use dryrun::{Action, Act};
+pub use dryrun::{Act, Action};
 
 /// What to do with a file already in the target (`--overwrite`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -329,11 +329,27 @@ pub fn run(
             plan::Step::Lost(msg) => problems.damage(msg),
         }
         if w.full(&limits) {
-            window::restore(repo, &mut w, &mut dirs, &mut links, opts, &problems, &mut totals)?;
+            window::restore(
+                repo,
+                &mut w,
+                &mut dirs,
+                &mut links,
+                opts,
+                &problems,
+                &mut totals,
+            )?;
         }
     }
     if w.entries > 0 {
-        window::restore(repo, &mut w, &mut dirs, &mut links, opts, &problems, &mut totals)?;
+        window::restore(
+            repo,
+            &mut w,
+            &mut dirs,
+            &mut links,
+            opts,
+            &problems,
+            &mut totals,
+        )?;
     }
     if opts.delete {
         dirs.delete_in_target(&walk.take_root_keep());

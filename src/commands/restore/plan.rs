@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use crate::format::tree::{Node, NodeKind};
 use super::RestoreOptions;
+use crate::format::tree::{Node, NodeKind};
 use crate::format::BlobId;
 use crate::repository::Repository;
 use crate::{Error, Result};
@@ -384,5 +384,35 @@ impl<'a> Walker<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keep(dir: &str, selected: bool) -> Keep {
+        Keep {
+            names: HashSet::new(),
+            dirs: vec![(PathBuf::from(dir), selected)],
+        }
+    }
+
+    #[test]
+    fn delete_goes_by_the_selection() {
+        let all = Filter::default();
+        assert!(all.deletable(&keep("/a", false), b"x"));
+        let f = Filter {
+            includes: globset(&["/a/**".to_string()]).unwrap(),
+            excludes: globset(&["*.log".to_string()]).unwrap(),
+        };
+        assert!(f.deletable(&keep("/a", false), b"x"));
+        assert!(!f.deletable(&keep("/b", false), b"x"), "not selected");
+        assert!(f.deletable(&keep("/b", true), b"x"), "in a selected dir");
+        assert!(!f.deletable(&keep("/a", true), b"x.log"), "excluded");
+        // Several directories landing in one (--strip-components): any.
+        let mut k = keep("/b", false);
+        k.dirs.push((PathBuf::from("/a"), false));
+        assert!(f.deletable(&k, b"x"));
     }
 }

@@ -124,8 +124,12 @@ pub fn restore(
         totals.kept += c.kept;
     }
     links.end_window()?;
-    let (made, kept) =
-        meta::make_others(std::mem::take(&mut w.others), dirs, opts.overwrite, problems)?;
+    let (made, kept) = meta::make_others(
+        std::mem::take(&mut w.others),
+        dirs,
+        opts.overwrite,
+        problems,
+    )?;
     totals.others += made;
     totals.kept += kept;
     totals.dirs += dirs.close(&std::mem::take(&mut w.closing))?;
