@@ -203,11 +203,19 @@ impl<'a> Files<'a> {
 
     /// File `i` cannot be restored because its data is missing: reported,
     /// and whatever is at its name removed.
+    /// (What `--overwrite never` or `if-newer` keeps stays.)
     fn unrestorable(&self, i: usize, why: String) {
         self.fail(i, DAMAGE, why);
         self.state[i].store(GONE, Ordering::SeqCst);
         if let Ok(dir) = self.dirs.get(self.plan[i].dir) {
-            self.clear_name(i, dir.as_fd());
+            let f = &self.plan[i];
+            let kept = dirfd::cname(&f.name)
+                .ok()
+                .and_then(|n| dirfd::stat_at(dir.as_fd(), &n).ok().flatten())
+                .is_some_and(|st| existing::keeps(self.mode, &st, f.meta.mtime_ns));
+            if !kept {
+                self.clear_name(i, dir.as_fd());
+            }
         }
     }
 

@@ -158,7 +158,8 @@ pub struct RestoreReport {
     pub deleted: u64,
     /// Directories restored.
     pub dirs: u64,
-    /// Symlinks and special files created.
+    /// Symlinks and special files in place (made, or found as the
+    /// snapshot has them).
     pub others: u64,
     /// Bytes of file content written (of the files in `files_written`).
     pub bytes: u64,
