@@ -289,7 +289,8 @@ pub struct LsArgs {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Snapshot: `latest` or an id prefix.
+    /// Snapshot: `latest` or an id prefix; `SNAP:SUBPATH` restores the
+    /// contents of that directory of it into --to.
     pub snapshot: String,
     #[command(flatten)]
     pub filter: FilterArgs,
@@ -307,6 +308,8 @@ pub struct RestoreArgs {
     /// Leave out paths matching this glob (repeatable; names as for --include).
     #[arg(long = "exclude")]
     pub excludes: Vec<String>,
+    #[command(flatten)]
+    pub fit: super::restore::FitArgs,
 }
 
 #[derive(Debug, Args)]

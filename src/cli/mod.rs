@@ -30,6 +30,7 @@ mod password;
 mod progress;
 mod prune;
 mod repair;
+mod restore;
 mod run;
 mod schedule;
 mod stats;

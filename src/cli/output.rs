@@ -221,13 +221,23 @@ impl Printer {
             eprintln!("error: {e}");
         }
         if !self.quiet {
+            let mut extra = String::new();
+            if r.files_kept > 0 {
+                extra += &format!(", {} existing kept", r.files_kept);
+            }
+            if r.deleted > 0 {
+                extra += &format!(", {} deleted", r.deleted);
+            }
             say!(
-                "restored snapshot {snap}: {} files, {} dirs, {} others, {} (read {} packs)",
+                "restored snapshot {snap}: {} files, {} dirs, {} others, {} written (read {} packs); \
+                 files: {} written, {} unchanged{extra}",
                 r.files,
                 r.dirs,
                 r.others,
                 human(r.bytes),
-                r.packs_read
+                r.packs_read,
+                r.files_written,
+                r.files_unchanged,
             );
         }
         if !r.errors.is_empty() {

@@ -485,9 +485,11 @@ fn run_create(cli: &Cli, a: &CreateArgs, p: &Printer) -> Result<i32> {
 
 fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
     let repo = open_repo(cli)?;
-    let sel = select(&repo, &a.snapshot, &a.filter, p, true)?;
+    let (selector, subpath) = super::restore::split_snapshot(&a.snapshot);
+    let sel = select(&repo, selector, &a.filter, p, true)?;
     let (id, s) = (&sel.id, &sel.snapshot);
     if let Some(cmd) = &a.to_command {
+        a.fit.check_to_command(subpath.as_deref())?;
         let [name] = a.includes.as_slice() else {
             return Err(usage(
                 "--to-command needs exactly one --include naming the file to send",
@@ -511,17 +513,26 @@ fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
     let target =
         a.to.clone()
             .ok_or_else(|| usage("restore needs --to DIR (or --to-command CMD)"))?;
+    let root = match &subpath {
+        Some(sub) => restore::subtree(&repo, &s.tree, sub, &id.short())?,
+        None => s.tree,
+    };
     let opts = restore::RestoreOptions {
         target,
         includes: a.includes.clone(),
         excludes: a.excludes.clone(),
         snapshot: id.short(),
         progress: Default::default(),
+        overwrite: a.fit.overwrite.into(),
+        delete: a.fit.delete,
+        dry_run: a.fit.dry_run,
+        strip_components: a.fit.strip_components,
     };
+    let mut actions = Vec::new();
     let report = {
         let session = p.begin("files");
         let progress = session.progress();
-        if a.includes.is_empty() && a.excludes.is_empty() {
+        if a.includes.is_empty() && a.excludes.is_empty() && subpath.is_none() && !a.fit.dry_run {
             // The whole snapshot: its summary says how much there is.
             let sum = &s.summary;
             progress.set_total(
@@ -530,9 +541,15 @@ fn run_restore(cli: &Cli, a: &RestoreArgs, p: &Printer) -> Result<i32> {
             );
         }
         let opts = restore::RestoreOptions { progress, ..opts };
-        restore::run(&repo, &s.tree, &opts)?
+        restore::run(&repo, &root, &opts, &mut |act| {
+            if p.json {
+                actions.push(act);
+            } else if !p.quiet {
+                super::restore::print_action(&act);
+            }
+        })?
     };
-    p.restore(&sel, &report);
+    super::restore::print(p, &sel, &report, actions);
     Ok(if report.damaged > 0 {
         exit::DAMAGED
     } else if !report.errors.is_empty() {

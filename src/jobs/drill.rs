@@ -363,9 +363,9 @@ fn restore_sample(
         includes,
         excludes: Vec::new(),
         snapshot: report.snapshot.clone(),
-        progress: Default::default(),
+        ..RestoreOptions::default()
     };
-    let result = restore::run(repo, &snap.tree, &ropts);
+    let result = restore::run(repo, &snap.tree, &ropts, &mut |_| {});
     let scratch_text = scratch.display().to_string();
     let outcome = (|| -> Result<()> {
         let r = result?;

@@ -51,9 +51,10 @@ impl Ident {
     }
 }
 
+/// The inode `st` describes.
 // (`st_dev` and `st_ino` are not u64 on every target.)
 #[allow(clippy::unnecessary_cast)]
-fn ident(st: &rfs::Stat) -> Ident {
+pub fn ident(st: &rfs::Stat) -> Ident {
     Ident {
         dev: st.st_dev as u64,
         ino: st.st_ino as u64,
@@ -164,6 +165,105 @@ pub fn open_target(path: &Path) -> io::Result<(OwnedFd, bool)> {
         std::fs::create_dir_all(path)?;
     }
     Ok((rfs::open(path, DIR_FLAGS, Mode::empty())?, existed))
+}
+
+/// Opens the restore target if it is there (a dry run makes nothing).
+pub fn open_target_if_there(path: &Path) -> io::Result<Option<OwnedFd>> {
+    match rfs::open(path, DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What is at `name` in `dir` (not followed), if anything.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<rfs::Stat>> {
+    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `st` is of a regular file.
+pub fn is_file(st: &rfs::Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+}
+
+/// Whether `st` is of a directory.
+pub fn is_dir(st: &rfs::Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::Directory
+}
+
+/// Modification time of `st`, ns since the epoch.
+#[allow(clippy::unnecessary_cast)] // not i64 on every target
+pub fn mtime_ns(st: &rfs::Stat) -> i64 {
+    (st.st_mtime as i64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(st.st_mtime_nsec as i64)
+}
+
+/// Opens the regular file `name` in `dir` to read it (never following a
+/// symlink, waiting on a FIFO or taking a terminal); it must be inode
+/// `id` (what was looked at before).
+pub fn open_read(dir: BorrowedFd<'_>, name: &CStr, id: Ident) -> io::Result<File> {
+    let flags =
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = rfs::openat(dir, name, flags, Mode::empty())?;
+    if ident_of(fd.as_fd())? != id {
+        return Err(replaced());
+    }
+    Ok(File::from(fd))
+}
+
+/// The target of the symlink `name` in `dir`.
+pub fn read_link_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
+    Ok(rfs::readlinkat(dir, name, Vec::new())?.into_bytes())
+}
+
+/// Whether the open file `fd` has xattr `name` with exactly `value`.
+pub fn xattr_is(fd: BorrowedFd<'_>, name: &[u8], value: &[u8]) -> bool {
+    let Ok(name) = CString::new(name) else {
+        return false;
+    };
+    let mut buf = vec![0u8; value.len() + 1];
+    matches!(rfs::fgetxattr(fd, name.as_c_str(), &mut buf[..]), Ok(n) if buf[..n] == *value)
+}
+
+/// The names in `dir` (not `.` and `..`) and their types.
+pub fn entries(dir: BorrowedFd<'_>) -> io::Result<Vec<(CString, FileType)>> {
+    let mut out = Vec::new();
+    for e in rfs::Dir::read_from(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        if name != c"." && name != c".." {
+            out.push((name.to_owned(), e.file_type()));
+        }
+    }
+    Ok(out)
+}
+
+/// Removes `name` from `dir`, and all below it if it is a directory,
+/// never following a symlink (a symlink is removed, not what it points to).
+pub fn remove_tree(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
+    let Some(st) = stat_at(dir, name)? else {
+        return Ok(());
+    };
+    if is_dir(&st) {
+        let sub = open_dir(dir, name)?;
+        if ident_of(sub.as_fd())? != ident(&st) {
+            return Err(replaced());
+        }
+        for (n, _) in entries(sub.as_fd())? {
+            remove_tree(sub.as_fd(), &n)?;
+        }
+        match rfs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        remove(dir, name)
+    }
 }
 
 /// Set once `openat2` turned out not to be there (old kernel, seccomp).

@@ -8,11 +8,13 @@
 //! once and nothing more is restored below it. When all its windows are
 //! done it gets its metadata on its own descriptor (children before
 //! parents, times last) and is forgotten: what is kept per directory is
-//! its name, inode and metadata, only while it is open for work.
+//! its name, inode and metadata, only while it is open for work. With
+//! `--delete`, what the snapshot does not have is removed from it just
+//! before its metadata is set (so its times stay the snapshot's).
 
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use super::cache::FdCache;
 use super::dirfd::{self, Ident};
 use super::meta::{self, Meta};
-use super::plan::TARGET;
+use super::plan::{Filter, Keep, TARGET};
 use super::Problems;
 use crate::format::tree::Node;
 use crate::Result;
@@ -49,6 +51,25 @@ pub struct Dirs<'a> {
     live: HashMap<u32, Dir>,
     open: FdCache<Arc<OwnedFd>>,
     problems: &'a Problems,
+    /// `--delete`: what decides which names not in the snapshot go.
+    delete: Option<Filter>,
+    deleted: u64,
+}
+
+/// The names in `dir` that `--delete` removes: not in `keep`, not one of
+/// restore's temporary names, and selected by `filter`; with their types.
+pub fn extras(
+    dir: BorrowedFd<'_>,
+    keep: &Keep,
+    filter: &Filter,
+) -> std::io::Result<Vec<(CString, rustix::fs::FileType)>> {
+    let mut out = dirfd::entries(dir)?;
+    out.retain(|(n, _)| {
+        let n = n.to_bytes();
+        !keep.names.contains(n) && !dirfd::is_temp_name(n) && filter.deletable(keep, n)
+    });
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 impl<'a> Dirs<'a> {
@@ -60,7 +81,49 @@ impl<'a> Dirs<'a> {
             live: HashMap::new(),
             open: FdCache::new(OPEN_DIRS),
             problems,
+            delete: None,
+            deleted: 0,
         }
+    }
+
+    /// Turns on `--delete`, going by `filter`.
+    pub fn delete_extras(&mut self, filter: Filter) {
+        self.delete = Some(filter);
+    }
+
+    /// Entries `--delete` removed so far.
+    pub fn deleted(&self) -> u64 {
+        self.deleted
+    }
+
+    /// Removes from `dir` (at `path`) what `keep` does not name.
+    fn delete_in(&mut self, dir: BorrowedFd<'_>, path: &std::path::Path, keep: &Keep) {
+        let Some(filter) = &self.delete else {
+            return;
+        };
+        let names = match extras(dir, keep, filter) {
+            Ok(n) => n,
+            Err(e) => {
+                let why = format!("{}: cannot list it for --delete: {e}", path.display());
+                return self.problems.fail(why);
+            }
+        };
+        for (name, _) in names {
+            match dirfd::remove_tree(dir, &name) {
+                Ok(()) => self.deleted += 1,
+                Err(e) => self.problems.fail(format!(
+                    "{}: cannot delete it (--delete): {e}",
+                    path.join(OsStr::from_bytes(name.to_bytes())).display()
+                )),
+            }
+        }
+    }
+
+    /// `--delete` in the target itself, once everything is restored.
+    pub fn delete_in_target(&mut self, keep: &Keep) {
+        let root = self.root.clone();
+        let target = self.target.clone();
+        self.delete_in(root.as_fd(), &target, keep);
     }
 
     /// The target's descriptor.
@@ -243,13 +306,19 @@ impl<'a> Dirs<'a> {
     }
 
     /// Sets the metadata of the directories `done` (all their windows
-    /// restored; children before parents) and forgets them; returns how
-    /// many directories were restored.
-    pub fn close(&mut self, done: &[u32]) -> Result<u64> {
+    /// restored; children before parents), after `--delete` removed what
+    /// their `keep` does not name, and forgets them; returns how many
+    /// directories were restored.
+    pub fn close(&mut self, done: &[(u32, Option<Keep>)]) -> Result<u64> {
         let mut n = 0;
-        for &i in done {
+        for (i, keep) in done {
+            let i = *i;
             crate::interrupt::check()?;
             if let Ok(fd) = self.get(i) {
+                if let Some(keep) = keep {
+                    let path = self.path(i);
+                    self.delete_in(fd.as_fd(), &path, keep);
+                }
                 let d = &self.live[&i];
                 match meta::apply_fd(fd.as_fd(), &d.meta, &self.path(i)) {
                     Ok(()) => n += 1,

@@ -11,7 +11,13 @@
 //! removed too (it must not pass for the snapshot's file). Whatever is left
 //! under a temporary name when the restore stops early (an error, an
 //! interruption) is removed when this is dropped. Hard links are made
-//! last, to the files put in place, and checked to be of that inode.
+//! last, to the files put in place, and checked to be of that inode
+//! ([`hardlinks`]).
+//!
+//! Before any of that, each file's name in the target is looked at
+//! ([`existing`](super::existing)): one that already holds the snapshot's
+//! content is left (its metadata set where it differs), one `--overwrite`
+//! keeps is left as it is; their chunks are not read.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -21,20 +27,25 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::prelude::*;
 
 use super::cache::FdCache;
 use super::data::BlobUse;
 use super::dirfd::{self, Ident};
 use super::dirs::Dirs;
-use super::links::{First, Link, Links};
+use super::existing::{self, Verdict, Want};
+use super::links::Link;
 use super::meta::{self, Meta};
-use super::Problems;
+use super::{Overwrite, Problems};
 use crate::format::tree::Node;
 use crate::format::BlobId;
 use crate::progress::Progress;
 use crate::repository::Repository;
 use crate::{Error, Result};
+
+mod hardlinks;
 
 /// Temporary files kept open at once.
 const OPEN_FILES: usize = 256;
@@ -45,6 +56,8 @@ const PLANNED: u8 = 0;
 const TEMP: u8 = 1;
 const DONE: u8 = 2;
 const GONE: u8 = 3;
+/// Something else is at its name, and `--overwrite` keeps it.
+const KEPT: u8 = 4;
 
 // Why a file failed (`failed`), once set never changed.
 const OK: u8 = 0;
@@ -91,11 +104,28 @@ impl FilePlan {
     }
 }
 
+/// What the files of a window came to.
+pub struct Counts {
+    /// In place (written, linked or unchanged).
+    pub files: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// In place already, not written.
+    pub unchanged: u64,
+    /// Something else kept at their names.
+    pub kept: u64,
+}
+
 /// The files of a window, by index.
 pub struct Files<'a> {
     plan: Vec<FilePlan>,
     dirs: &'a Dirs<'a>,
+    mode: Overwrite,
     problems: &'a Problems,
+    /// The inode at its name once it is in place (or kept).
+    ids: Vec<OnceLock<Ident>>,
+    unchanged: AtomicU64,
+    kept: AtomicU64,
     /// The temporary name, once made (the lock also serializes making it).
     temps: Vec<Mutex<Option<Temp>>>,
     /// Chunks still to be written (or skipped) before the file is complete.
@@ -117,6 +147,7 @@ impl<'a> Files<'a> {
     pub fn new(
         plan: Vec<FilePlan>,
         dirs: &'a Dirs<'a>,
+        mode: Overwrite,
         problems: &'a Problems,
         progress: &'a Progress,
     ) -> Self {
@@ -124,7 +155,11 @@ impl<'a> Files<'a> {
         Files {
             plan,
             dirs,
+            mode,
             problems,
+            ids: atomics(n, OnceLock::new),
+            unchanged: AtomicU64::new(0),
+            kept: AtomicU64::new(0),
             temps: atomics(n, || Mutex::new(None)),
             remaining: atomics(n, || AtomicU32::new(0)),
             state: atomics(n, || AtomicU8::new(PLANNED)),
@@ -146,12 +181,14 @@ impl<'a> Files<'a> {
         self.dirs.path_of(f.dir, &f.name)
     }
 
-    /// Files put in place (hard links included) and their bytes.
-    pub fn counts(&self) -> (u64, u64) {
-        (
-            self.files.load(Ordering::SeqCst),
-            self.bytes.load(Ordering::SeqCst),
-        )
+    /// What became of the files.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            files: self.files.load(Ordering::SeqCst),
+            bytes: self.bytes.load(Ordering::SeqCst),
+            unchanged: self.unchanged.load(Ordering::SeqCst),
+            kept: self.kept.load(Ordering::SeqCst),
+        }
     }
 
     /// Records that file `i` fails (reported once, with `why`).
@@ -170,11 +207,19 @@ impl<'a> Files<'a> {
 
     /// File `i` cannot be restored because its data is missing: reported,
     /// and whatever is at its name removed.
+    /// (What `--overwrite never` or `if-newer` keeps stays.)
     fn unrestorable(&self, i: usize, why: String) {
         self.fail(i, DAMAGE, why);
         self.state[i].store(GONE, Ordering::SeqCst);
         if let Ok(dir) = self.dirs.get(self.plan[i].dir) {
-            self.clear_name(i, dir.as_fd());
+            let f = &self.plan[i];
+            let kept = dirfd::cname(&f.name)
+                .ok()
+                .and_then(|n| dirfd::stat_at(dir.as_fd(), &n).ok().flatten())
+                .is_some_and(|st| existing::keeps(self.mode, &st, f.meta.mtime_ns));
+            if !kept {
+                self.clear_name(i, dir.as_fd());
+            }
         }
     }
 
@@ -195,10 +240,12 @@ impl<'a> Files<'a> {
     /// Locates every chunk of every file of the window in the index, and
     /// takes the chunk lists: returns, for every blob needed, where it is
     /// and where it goes. Files with a chunk missing are reported and never
-    /// created.
+    /// created; files already in place, or kept by `--overwrite`, need
+    /// nothing.
     pub fn locate(&mut self, repo: &Repository) -> Result<HashMap<BlobId, BlobUse>> {
         let mut uses: HashMap<BlobId, BlobUse> = HashMap::new();
-        let mut offsets = Vec::new();
+        // (file, its chunks, their lengths) of the files located.
+        let mut located = Vec::new();
         for i in 0..self.plan.len() {
             let f = &mut self.plan[i];
             if matches!(f.link, Link::To(_)) {
@@ -206,9 +253,8 @@ impl<'a> Files<'a> {
             }
             let content = std::mem::take(&mut f.content);
             let size = f.size;
-            let mut off = 0u64;
+            let mut lens = Vec::with_capacity(content.len());
             let mut why = None;
-            offsets.clear();
             for id in &content {
                 let len = match uses.get(id) {
                     Some(u) => u.loc.entry.raw_len,
@@ -225,25 +271,84 @@ impl<'a> Files<'a> {
                         Err(e) => return Err(e),
                     },
                 };
-                offsets.push(off);
-                off += len as u64;
+                lens.push(len as u64);
             }
-            if why.is_none() && off != size {
+            let total: u64 = lens.iter().sum();
+            if why.is_none() && total != size {
                 why = Some(format!(
-                    "chunk sizes add up to {off}, not the recorded size {size}"
+                    "chunk sizes add up to {total}, not the recorded size {size}"
                 ));
             }
             if let Some(why) = why {
                 self.unrestorable(i, why);
                 continue;
             }
-            for (id, &off) in content.iter().zip(&offsets) {
+            located.push((i, content, lens));
+        }
+        // What is in the target already is read by the workers.
+        let write: Vec<bool> = located
+            .par_iter()
+            .map(|(i, ids, lens)| self.needs_writing(repo, *i, ids, lens))
+            .collect();
+        crate::interrupt::check()?;
+        for ((i, content, lens), write) in located.into_iter().zip(write) {
+            if !write {
+                continue;
+            }
+            let mut off = 0;
+            for (id, len) in content.iter().zip(lens) {
                 let u = uses.get_mut(id).expect("located above");
                 u.targets.push((i as u32, off));
+                off += len;
             }
             self.remaining[i].store(content.len() as u32, Ordering::SeqCst);
         }
         Ok(uses)
+    }
+
+    /// Whether file `i` is to be written: else it is in place already (its
+    /// metadata set here) or kept by `--overwrite`.
+    fn needs_writing(&self, repo: &Repository, i: usize, ids: &[BlobId], lens: &[u64]) -> bool {
+        let f = &self.plan[i];
+        if self.mode == Overwrite::Always {
+            return true;
+        }
+        let (Ok(dir), Ok(name)) = (self.dirs.get(f.dir), dirfd::cname(&f.name)) else {
+            return true; // the write reports it
+        };
+        let want = Want {
+            size: f.size,
+            mtime_ns: f.meta.mtime_ns,
+            ids,
+            lens,
+            linked: matches!(f.link, Link::First(_)),
+        };
+        match existing::judge(repo.key(), dir.as_fd(), &name, &want, self.mode) {
+            Verdict::Write => true,
+            Verdict::Unchanged { file, st } => {
+                match existing::fix(file.as_fd(), &f.meta, &st) {
+                    Ok(()) => {
+                        let _ = self.ids[i].set(dirfd::ident(&st));
+                        self.state[i].store(DONE, Ordering::SeqCst);
+                        self.files.fetch_add(1, Ordering::SeqCst);
+                        self.unchanged.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(e) => {
+                        self.fail(i, LOCAL, format!("cannot set its metadata: {e}"));
+                        self.state[i].store(GONE, Ordering::SeqCst);
+                    }
+                }
+                false
+            }
+            Verdict::Kept(st) => {
+                if dirfd::is_file(&st) {
+                    let _ = self.ids[i].set(dirfd::ident(&st));
+                }
+                self.state[i].store(KEPT, Ordering::SeqCst);
+                self.kept.fetch_add(1, Ordering::SeqCst);
+                false
+            }
+        }
     }
 
     /// Puts in place at once the files without chunks.
@@ -344,6 +449,9 @@ impl<'a> Files<'a> {
             });
             match placed {
                 Ok(()) => {
+                    if let Some(t) = self.temps[i].lock().unwrap().as_ref() {
+                        let _ = self.ids[i].set(t.id);
+                    }
                     self.state[i].store(DONE, Ordering::SeqCst);
                     self.files.fetch_add(1, Ordering::SeqCst);
                     self.bytes.fetch_add(f.size, Ordering::SeqCst);
@@ -372,131 +480,6 @@ impl<'a> Files<'a> {
             self.clear_name(i, dir);
         }
     }
-
-    /// Records what became of the first names of hard-linked inodes met in
-    /// this window, for their later names (in this window or later ones).
-    pub fn resolve_links(&self, links: &mut Links) {
-        for (i, f) in self.plan.iter().enumerate() {
-            let Link::First(key) = f.link else {
-                continue;
-            };
-            let rel = self.dirs.rel_path(f.dir);
-            let name = dirfd::cname(&f.name).unwrap_or_default();
-            let first = match self.state[i].load(Ordering::SeqCst) {
-                DONE => First::Done {
-                    dir: f.dir,
-                    rel,
-                    name,
-                    id: self.temps[i].lock().unwrap().as_ref().expect("made").id,
-                },
-                _ => First::Failed {
-                    rel,
-                    name,
-                    damage: self.failed[i].load(Ordering::SeqCst) == DAMAGE,
-                },
-            };
-            links.resolve(&key, first);
-        }
-    }
-
-    /// Makes every later name of a hard-linked inode in this window, as a
-    /// link to its first name (restored in this window or an earlier one).
-    pub fn link_all(&self, links: &Links) -> Result<()> {
-        for (i, f) in self.plan.iter().enumerate() {
-            let Link::To(key) = f.link else {
-                continue;
-            };
-            crate::interrupt::check()?;
-            let Ok(dir) = self.dirs.get(f.dir) else {
-                continue; // reported for its directory
-            };
-            let dir = dir.as_fd();
-            let (from_dir, rel, from, id) = match links.first(&key) {
-                First::Pending => unreachable!("resolved before links are made"),
-                First::Failed { rel, name, damage } => {
-                    let first = self.dirs.target_path(&join(rel, name));
-                    if *damage {
-                        let why = format!("hard link to {}, which is damaged", first.display());
-                        self.fail(i, DAMAGE, why);
-                        self.clear_name(i, dir);
-                    } else {
-                        let why =
-                            format!("hard link to {}, which was not restored", first.display());
-                        self.fail(i, LOCAL, why);
-                    }
-                    self.state[i].store(GONE, Ordering::SeqCst);
-                    continue;
-                }
-                First::Done {
-                    dir: d,
-                    rel,
-                    name,
-                    id,
-                } => (*d, rel, name, *id),
-            };
-            let first = || self.dirs.target_path(&join(rel, from));
-            // Its directory is open for work still, or opened again below
-            // the target (never through a symlink).
-            let opened = if self.dirs.is_live(from_dir) {
-                self.dirs.get(from_dir).map_err(|_| None)
-            } else {
-                dirfd::open_beneath(self.dirs.root().as_fd(), rel)
-                    .map(Arc::new)
-                    .map_err(Some)
-            };
-            let from_fd = match opened {
-                Ok(fd) => fd,
-                Err(e) => {
-                    let why = match e {
-                        None => format!(
-                            "hard link to {}, whose directory was replaced",
-                            first().display()
-                        ),
-                        Some(e) => format!(
-                            "hard link to {}, whose directory cannot be opened: {e}",
-                            first().display()
-                        ),
-                    };
-                    self.fail(i, LOCAL, why);
-                    continue;
-                }
-            };
-            let linked =
-                dirfd::link_temp(from_fd.as_fd(), from, dir, &f.name, id).and_then(|tmp| {
-                    let r = dirfd::cname(&f.name).and_then(|n| dirfd::rename(dir, &tmp, &n));
-                    if r.is_err() {
-                        let _ = dirfd::remove(dir, &tmp);
-                    }
-                    r
-                });
-            match linked {
-                Ok(()) => {
-                    self.state[i].store(DONE, Ordering::SeqCst);
-                    self.files.fetch_add(1, Ordering::SeqCst);
-                    self.progress.file_done();
-                    self.progress.verbose(1, || {
-                        format!("restored {} (hard link)", self.path(i).display())
-                    });
-                }
-                Err(e) => self.fail(
-                    i,
-                    LOCAL,
-                    format!("cannot hard-link it to {}: {e}", first().display()),
-                ),
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `rel/name` (just `name` when `rel` is empty).
-fn join(rel: &[u8], name: &CString) -> Vec<u8> {
-    let mut p = rel.to_vec();
-    if !p.is_empty() {
-        p.push(b'/');
-    }
-    p.extend_from_slice(name.as_bytes());
-    p
 }
 
 impl Drop for Files<'_> {

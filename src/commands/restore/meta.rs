@@ -13,7 +13,7 @@ use rustix::fs::FileType;
 
 use super::dirfd;
 use super::dirs::Dirs;
-use super::Problems;
+use super::{existing, Overwrite, Problems};
 use crate::format::tree::{Node, NodeKind};
 use crate::{Error, Result};
 
@@ -139,15 +139,70 @@ fn make_other(dir: BorrowedFd<'_>, n: &mut Node) -> std::io::Result<Made> {
     Ok(Made::Yes)
 }
 
+/// Whether `--overwrite` keeps what is at the name of `n` in `dir`.
+pub fn kept(dir: BorrowedFd<'_>, n: &Node, mode: Overwrite) -> bool {
+    let Ok(name) = dirfd::cname(&n.name) else {
+        return false;
+    };
+    matches!(dirfd::stat_at(dir, &name), Ok(Some(st)) if existing::keeps(mode, &st, n.mtime_ns))
+}
+
+/// Whether the symlink, FIFO or device node `n` is in place at its name
+/// in `dir` already, metadata and all (so it is not made again): same
+/// kind, link target, mode, device, mtime, and owner as root.
+#[allow(clippy::unnecessary_cast)] // stat fields are not u32/u64 everywhere
+pub fn in_place(dir: BorrowedFd<'_>, n: &Node, mode: Overwrite) -> bool {
+    let Ok(name) = dirfd::cname(&n.name) else {
+        return false;
+    };
+    let Ok(Some(st)) = dirfd::stat_at(dir, &name) else {
+        return false;
+    };
+    let kind = match n.kind {
+        NodeKind::Symlink => FileType::Symlink,
+        NodeKind::Fifo => FileType::Fifo,
+        NodeKind::CharDevice => FileType::CharacterDevice,
+        NodeKind::BlockDevice => FileType::BlockDevice,
+        _ => return false,
+    };
+    let same = FileType::from_raw_mode(st.st_mode) == kind
+        && dirfd::mtime_ns(&st) == n.mtime_ns
+        && (!is_root() || (st.st_uid == n.uid && st.st_gid == n.gid));
+    mode != Overwrite::Always
+        && same
+        && match kind {
+            FileType::Symlink => {
+                dirfd::read_link_at(dir, &name).ok().as_deref() == n.link_target.as_deref()
+            }
+            _ => {
+                (st.st_mode as u32 & 0o7777) == (n.mode & 0o7777)
+                    && (kind == FileType::Fifo || st.st_rdev as u64 == n.rdev)
+            }
+        }
+}
+
 /// Makes the symlinks, FIFOs and device nodes of a window; returns how
-/// many were made.
-pub fn make_others(others: Vec<OtherPlan>, dirs: &Dirs<'_>, problems: &Problems) -> Result<u64> {
-    let mut n = 0;
+/// many were made, and how many names `--overwrite` kept as they were.
+pub fn make_others(
+    others: Vec<OtherPlan>,
+    dirs: &Dirs<'_>,
+    mode: Overwrite,
+    problems: &Problems,
+) -> Result<(u64, u64)> {
+    let (mut n, mut kept_n) = (0, 0);
     for mut o in others {
         crate::interrupt::check()?;
         let Ok(dir) = dirs.get(o.dir) else {
             continue;
         };
+        if kept(dir.as_fd(), &o.node, mode) {
+            kept_n += 1;
+            continue;
+        }
+        if in_place(dir.as_fd(), &o.node, mode) {
+            n += 1;
+            continue;
+        }
         let path = dirs.path_of(o.dir, &o.node.name);
         match make_other(dir.as_fd(), &mut o.node) {
             Ok(Made::Yes) => n += 1,
@@ -163,5 +218,5 @@ pub fn make_others(others: Vec<OtherPlan>, dirs: &Dirs<'_>, problems: &Problems)
             Err(e) => problems.fail(format!("{}: NOT restored ({e})", path.display())),
         }
     }
-    Ok(n)
+    Ok((n, kept_n))
 }

@@ -66,11 +66,22 @@
 //! metadata of the directories the walk has left (children first, times
 //! last): a directory gets its metadata once everything below it is
 //! restored, and is then forgotten.
+//!
+//! Fitting the target ([`existing`]): with `--overwrite if-changed` (the
+//! default) a file already in the target that holds the snapshot's content
+//! is not written again, only its metadata set where it differs, so a
+//! restore run again after it was killed writes only what it had not
+//! finished; `if-newer` and `never` keep what is there. `--delete` removes
+//! what the snapshot does not have from the directories it restores
+//! ([`plan::Keep`]), before their metadata is set. `--dry-run` walks the
+//! same plan and says what would be done, changing nothing ([`dryrun`]).
 
 mod cache;
 mod data;
 mod dirfd;
 mod dirs;
+mod dryrun;
+mod existing;
 mod files;
 mod links;
 mod meta;
@@ -83,9 +94,27 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::format::tree::NodeKind;
 use crate::format::BlobId;
 use crate::repository::Repository;
 use crate::{Error, Result};
+
+pub use dryrun::{Act, Action};
+
+/// What to do with a file already in the target (`--overwrite`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Write every file again.
+    Always,
+    /// Leave a file that holds the snapshot's content (its metadata set).
+    #[default]
+    IfChanged,
+    /// Replace only what is older than the snapshot's entry (then as
+    /// `IfChanged`).
+    IfNewer,
+    /// Never replace anything already there.
+    Never,
+}
 
 /// Options of `snap restore`.
 #[derive(Debug, Default)]
@@ -100,18 +129,41 @@ pub struct RestoreOptions {
     pub snapshot: String,
     /// Progress counters and verbose lines (no-op by default).
     pub progress: crate::progress::Progress,
+    /// What to do with files already in the target.
+    pub overwrite: Overwrite,
+    /// Remove from the directories restored what the snapshot has not.
+    pub delete: bool,
+    /// Only say what would be done.
+    pub dry_run: bool,
+    /// Drop this many leading names of every path.
+    pub strip_components: usize,
 }
 
 /// What `restore` did.
 #[derive(Debug, Default, Serialize)]
 pub struct RestoreReport {
-    /// Files (and hard links to them) complete under their final names.
+    /// Nothing was changed: the counts say what would have been done.
+    pub dry_run: bool,
+    /// Files (and hard links to them) complete under their final names:
+    /// `files_written` + `files_unchanged`.
     pub files: u64,
+    /// Files written (or hard-linked) anew.
+    pub files_written: u64,
+    /// Files already in the target with the snapshot's content, not
+    /// written (their metadata set where it differed).
+    pub files_unchanged: u64,
+    /// Entries already in the target left as they are by `--overwrite
+    /// never` or `if-newer` (not counted in `files`).
+    pub files_kept: u64,
+    /// Entries removed by `--delete` (a directory counts once, with all
+    /// that was in it).
+    pub deleted: u64,
     /// Directories restored.
     pub dirs: u64,
-    /// Symlinks and special files created.
+    /// Symlinks and special files in place (made, or found as the
+    /// snapshot has them).
     pub others: u64,
-    /// Bytes of file content restored (of the files counted in `files`).
+    /// Bytes of file content written (of the files in `files_written`).
     pub bytes: u64,
     /// Packs read, each once per window that needs it.
     pub packs_read: u64,
@@ -195,7 +247,7 @@ fn unmatched(
     if opts.includes.is_empty() {
         return Ok(Vec::new());
     }
-    let mut w = plan::Walker::new(repo, root, target, &opts.includes, &opts.excludes)?;
+    let mut w = plan::Walker::new(repo, root, target, opts)?;
     while !w.all_matched() {
         match w.next()? {
             Some(plan::Step::Lost(_)) => return Ok(Vec::new()),
@@ -206,8 +258,28 @@ fn unmatched(
     Ok(Vec::new())
 }
 
-/// Runs `snap restore` of the tree `root` into `opts.target`.
-pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<RestoreReport> {
+/// The tree of directory `path` of the snapshot `root` (`SNAP:SUBPATH`),
+/// to restore its contents without the directories above it.
+pub fn subtree(repo: &Repository, root: &BlobId, path: &Path, snapshot: &str) -> Result<BlobId> {
+    match crate::commands::ls::find_node(repo, root, path, snapshot)? {
+        None => Ok(*root),
+        Some(n) if n.kind == NodeKind::Dir => Ok(n.subtree.expect("validated dir node")),
+        Some(_) => Err(Error::Usage(format!(
+            "{} in snapshot {snapshot} is not a directory: give a directory after the colon, \
+             or restore the file with --include",
+            path.display()
+        ))),
+    }
+}
+
+/// Runs `snap restore` of the tree `root` into `opts.target` (with
+/// `opts.dry_run`, says what it would do through `out`, changing nothing).
+pub fn run(
+    repo: &Repository,
+    root: &BlobId,
+    opts: &RestoreOptions,
+    out: &mut dyn FnMut(Action),
+) -> Result<RestoreReport> {
     let target = std::path::absolute(&opts.target).map_err(|e| Error::io(&opts.target, e))?;
     let patterns = unmatched(repo, root, &target, opts)?;
     if !patterns.is_empty() {
@@ -216,11 +288,17 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
             snapshot: opts.snapshot.clone(),
         });
     }
-    let mut walk = plan::Walker::new(repo, root, &target, &opts.includes, &opts.excludes)?;
+    let mut walk = plan::Walker::new(repo, root, &target, opts)?;
+    if opts.dry_run {
+        return dryrun::run(repo, &mut walk, &target, opts, out);
+    }
     let problems = Problems::default();
     let limits = window::Limits::get();
     let (root_fd, existed) = dirfd::open_target(&target).map_err(|e| target_error(&target, e))?;
     let mut dirs = dirs::Dirs::new(target.clone(), root_fd, &problems);
+    if opts.delete {
+        dirs.delete_extras(walk.filter());
+    }
     let mut stale = if existed {
         dirs.remove_stale_in_target()?
     } else {
@@ -247,8 +325,8 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
                 w.others.push(meta::OtherPlan { dir, node });
                 w.entries += 1;
             }
-            plan::Step::Close { id } => {
-                w.closing.push(id);
+            plan::Step::Close { id, keep } => {
+                w.closing.push((id, keep));
                 w.entries += 1;
             }
             plan::Step::Lost(msg) => problems.damage(msg),
@@ -259,6 +337,7 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
                 &mut w,
                 &mut dirs,
                 &mut links,
+                opts,
                 &problems,
                 &mut totals,
                 &opts.progress,
@@ -271,15 +350,25 @@ pub fn run(repo: &Repository, root: &BlobId, opts: &RestoreOptions) -> Result<Re
             &mut w,
             &mut dirs,
             &mut links,
+            opts,
             &problems,
             &mut totals,
             &opts.progress,
         )?;
     }
+    if opts.delete {
+        dirs.delete_in_target(&walk.take_root_keep());
+    }
+    let deleted = dirs.deleted();
     drop(dirs);
     failpoint!("restore.done");
     Ok(RestoreReport {
+        dry_run: false,
         files: totals.files,
+        files_written: totals.files - totals.unchanged,
+        files_unchanged: totals.unchanged,
+        files_kept: totals.kept,
+        deleted,
         dirs: totals.dirs,
         others: totals.others,
         bytes: totals.bytes,

@@ -7,14 +7,22 @@
 //! memory grows with the depth of the tree and the size of its largest
 //! listings, not with the number of entries. Listings that are lost or
 //! damaged are named, and every `--include` pattern that matched nothing.
+//!
+//! `--strip-components N` drops the first N names of every path: the
+//! directories that deep are walked but not made (what is in them lands
+//! one level up, the deepest in the target itself) and the other entries
+//! that deep are left out. With `--delete`, the end of a directory carries
+//! the names its listing has ([`Keep`]), so that what else is in the
+//! target's directory can be removed.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
+use super::RestoreOptions;
 use crate::format::tree::{Node, NodeKind};
 use crate::format::BlobId;
 use crate::repository::Repository;
@@ -33,11 +41,45 @@ pub enum Step {
     File { dir: u32, node: Node },
     /// A symlink, FIFO, device node or socket in directory `dir`.
     Other { dir: u32, node: Node },
-    /// Everything in directory `id` (and below it) has been given.
-    Close { id: u32 },
+    /// Everything in directory `id` (and below it) has been given;
+    /// `keep` (with `--delete`): the names the snapshot has there.
+    Close { id: u32, keep: Option<Keep> },
     /// A listing that is lost or damaged (nothing below it is restored),
     /// said for the user.
     Lost(String),
+}
+
+/// The names a snapshot has in one directory of the target (with
+/// `--delete`: everything else there that the selection would restore is
+/// removed), and the snapshot directories that land there with whether
+/// each is selected (several with `--strip-components`).
+#[derive(Debug, Default)]
+pub struct Keep {
+    /// Every name of the listings, selected or not.
+    pub names: HashSet<Vec<u8>>,
+    /// (path in the snapshot, selected) of each directory landing there.
+    pub dirs: Vec<(PathBuf, bool)>,
+}
+
+/// `--include` / `--exclude`, to decide what a `--delete` may remove.
+#[derive(Clone, Default)]
+pub struct Filter {
+    includes: Option<GlobSet>,
+    excludes: Option<GlobSet>,
+}
+
+impl Filter {
+    /// Whether `name`, in the target's directory that `keep` describes,
+    /// is one the restore would make if the snapshot had it: not excluded,
+    /// and selected (in a selected directory, or matching an `--include`).
+    pub fn deletable(&self, keep: &Keep, name: &[u8]) -> bool {
+        keep.dirs.iter().any(|(dir, selected)| {
+            let sp = dir.join(OsStr::from_bytes(name));
+            let shown = crate::name_escape::escape(sp.as_os_str().as_bytes());
+            !self.excludes.as_ref().is_some_and(|g| g.is_match(&shown))
+                && (*selected || self.includes.as_ref().is_none_or(|g| g.is_match(&shown)))
+        })
+    }
 }
 
 /// Whether an error means the object is lost or damaged (restore goes on
@@ -93,6 +135,10 @@ struct Frame {
     snap_path: PathBuf,
     /// Whether it (or a directory above it) is selected.
     selected: bool,
+    /// Names below the snapshot's root (0: the root).
+    depth: usize,
+    /// Its listing's names (with `--delete`).
+    names: Option<HashSet<Vec<u8>>>,
 }
 
 /// The walk of a snapshot's tree: [`Walker::next`] gives its steps.
@@ -111,22 +157,34 @@ pub struct Walker<'a> {
     /// Steps found, not given out yet.
     queue: VecDeque<Step>,
     next_id: u32,
+    /// `--strip-components`.
+    strip: usize,
+    /// `--delete`: the listings of the directories are kept.
+    delete: bool,
+    /// What the snapshot has in the target itself (with `--delete`).
+    root_keep: Keep,
+}
+
+/// The names of a listing, when they are to be kept.
+fn names_of(nodes: &[Node], keep: bool) -> Option<HashSet<Vec<u8>>> {
+    keep.then(|| nodes.iter().map(|n| n.name.clone()).collect())
 }
 
 impl<'a> Walker<'a> {
-    /// The walk of the tree `root`, to be restored into `target`.
+    /// The walk of the tree `root`, to be restored into `target` as
+    /// `opts` say (selection, `--strip-components`, `--delete`).
     pub fn new(
         repo: &'a Repository,
         root: &BlobId,
         target: &Path,
-        includes: &[String],
-        excludes: &[String],
+        opts: &RestoreOptions,
     ) -> Result<Walker<'a>> {
+        let includes = &opts.includes;
         let mut w = Walker {
             repo,
             target: target.to_path_buf(),
             includes: globset(includes)?,
-            excludes: globset(excludes)?,
+            excludes: globset(&opts.excludes)?,
             patterns: includes.to_vec(),
             matched: vec![false; includes.len()],
             unmatched: includes.len(),
@@ -134,15 +192,20 @@ impl<'a> Walker<'a> {
             stack: Vec::new(),
             queue: VecDeque::new(),
             next_id: TARGET + 1,
+            strip: opts.strip_components,
+            delete: opts.delete,
+            root_keep: Keep::default(),
         };
         match repo.load_tree(root) {
             Ok(tree) => w.stack.push(Frame {
+                names: names_of(&tree.nodes, w.delete && w.strip == 0),
                 nodes: tree.nodes.into_iter(),
                 id: Some(TARGET),
                 node: None,
                 name: Vec::new(),
                 snap_path: PathBuf::from("/"),
                 selected: false,
+                depth: 0,
             }),
             Err(e) if is_damage(&e) => w.queue.push_back(Step::Lost(format!(
                 "{}: NOT restored (the snapshot's root directory listing is lost: {e})",
@@ -151,6 +214,21 @@ impl<'a> Walker<'a> {
             Err(e) => return Err(e),
         }
         Ok(w)
+    }
+
+    /// What `--delete` goes by.
+    pub fn filter(&self) -> Filter {
+        Filter {
+            includes: self.includes.clone(),
+            excludes: self.excludes.clone(),
+        }
+    }
+
+    /// Once the walk is done: the names the snapshot has in the target
+    /// itself, and the snapshot directories that land there (none
+    /// without `--delete`).
+    pub fn take_root_keep(&mut self) -> Keep {
+        std::mem::take(&mut self.root_keep)
     }
 
     /// `--include` patterns that matched nothing walked so far.
@@ -181,8 +259,19 @@ impl<'a> Walker<'a> {
                 Some(node) => self.entry(node)?,
                 None => {
                     let done = self.stack.pop().expect("a frame");
-                    if let Some(id) = done.id.filter(|&id| id != TARGET) {
-                        self.queue.push_back(Step::Close { id });
+                    let keep = done.names.map(|names| Keep {
+                        names,
+                        dirs: vec![(done.snap_path, done.selected)],
+                    });
+                    match done.id {
+                        Some(TARGET) => {
+                            if let Some(k) = keep {
+                                self.root_keep.names.extend(k.names);
+                                self.root_keep.dirs.extend(k.dirs);
+                            }
+                        }
+                        Some(id) => self.queue.push_back(Step::Close { id, keep }),
+                        None => {}
                     }
                 }
             }
@@ -226,7 +315,7 @@ impl<'a> Walker<'a> {
     /// Where `name`, in the directory being walked, lands.
     fn path_of(&self, name: &[u8]) -> PathBuf {
         let mut p = self.target.clone();
-        for f in &self.stack[1..] {
+        for f in self.stack.iter().filter(|f| f.depth > self.strip) {
             p.push(OsStr::from_bytes(&f.name));
         }
         p.join(OsStr::from_bytes(name))
@@ -237,6 +326,12 @@ impl<'a> Walker<'a> {
         let top = self.stack.last().expect("a frame");
         let sp = top.snap_path.join(OsStr::from_bytes(&node.name));
         let above = top.selected;
+        // Its path has this many names: with fewer than `--strip-components`
+        // + 1 it is not restored itself (a directory is walked).
+        let depth = top.depth + 1;
+        if depth <= self.strip && node.kind != NodeKind::Dir {
+            return Ok(());
+        }
         // Patterns see the escaped form `ls` shows.
         let shown = crate::name_escape::escape(sp.as_os_str().as_bytes());
         if self.excludes.as_ref().is_some_and(|g| g.is_match(&shown)) {
@@ -248,15 +343,19 @@ impl<'a> Walker<'a> {
                 let sub = node.subtree.take().expect("validated dir node");
                 match self.repo.load_tree(&sub) {
                     Ok(tree) => {
+                        let stripped = depth <= self.strip;
                         self.stack.push(Frame {
+                            names: names_of(&tree.nodes, self.delete && depth >= self.strip),
                             nodes: tree.nodes.into_iter(),
-                            id: None,
+                            // Stripped: what is in it lands in the target.
+                            id: stripped.then_some(TARGET),
                             name: node.name.clone(),
                             node: Some(node),
                             snap_path: sp,
                             selected: sel,
+                            depth,
                         });
-                        if sel {
+                        if sel && !stripped {
                             self.materialize();
                         }
                     }
@@ -285,5 +384,35 @@ impl<'a> Walker<'a> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keep(dir: &str, selected: bool) -> Keep {
+        Keep {
+            names: HashSet::new(),
+            dirs: vec![(PathBuf::from(dir), selected)],
+        }
+    }
+
+    #[test]
+    fn delete_goes_by_the_selection() {
+        let all = Filter::default();
+        assert!(all.deletable(&keep("/a", false), b"x"));
+        let f = Filter {
+            includes: globset(&["/a/**".to_string()]).unwrap(),
+            excludes: globset(&["*.log".to_string()]).unwrap(),
+        };
+        assert!(f.deletable(&keep("/a", false), b"x"));
+        assert!(!f.deletable(&keep("/b", false), b"x"), "not selected");
+        assert!(f.deletable(&keep("/b", true), b"x"), "in a selected dir");
+        assert!(!f.deletable(&keep("/a", true), b"x.log"), "excluded");
+        // Several directories landing in one (--strip-components): any.
+        let mut k = keep("/b", false);
+        k.dirs.push((PathBuf::from("/a"), false));
+        assert!(f.deletable(&k, b"x"));
     }
 }

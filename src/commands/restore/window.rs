@@ -10,7 +10,8 @@ use super::dirs::Dirs;
 use super::files::{FilePlan, Files};
 use super::links::Links;
 use super::meta::{self, OtherPlan};
-use super::{data, Problems};
+use super::plan::Keep;
+use super::{data, Problems, RestoreOptions};
 use crate::repository::Repository;
 use crate::Result;
 
@@ -64,8 +65,9 @@ pub struct Window {
     pub files: Vec<FilePlan>,
     /// Other entries.
     pub others: Vec<OtherPlan>,
-    /// Directories the walk finished, in that order (children first).
-    pub closing: Vec<u32>,
+    /// Directories the walk finished, in that order (children first), and
+    /// (with `--delete`) the names the snapshot has in each.
+    pub closing: Vec<(u32, Option<Keep>)>,
     /// Entries so far (directories made and finished included).
     pub entries: usize,
     /// Chunk references so far.
@@ -83,6 +85,8 @@ impl Window {
 #[derive(Default)]
 pub struct Totals {
     pub files: u64,
+    pub unchanged: u64,
+    pub kept: u64,
     pub bytes: u64,
     pub dirs: u64,
     pub others: u64,
@@ -96,6 +100,7 @@ pub fn restore(
     w: &mut Window,
     dirs: &mut Dirs<'_>,
     links: &mut Links,
+    opts: &RestoreOptions,
     problems: &Problems,
     totals: &mut Totals,
     progress: &crate::progress::Progress,
@@ -107,18 +112,33 @@ pub fn restore(
     {
         // (Dropped before `dirs` changes: removes what is left under
         // temporary names.)
-        let mut files = Files::new(std::mem::take(&mut w.files), dirs, problems, progress);
+        let mut files = Files::new(
+            std::mem::take(&mut w.files),
+            dirs,
+            opts.overwrite,
+            problems,
+            progress,
+        );
         let uses = files.locate(repo)?;
         files.prepare()?;
         totals.packs_read += data::write(repo, &files, uses)?;
         files.resolve_links(links);
         files.link_all(links)?;
-        let (n, bytes) = files.counts();
-        totals.files += n;
-        totals.bytes += bytes;
+        let c = files.counts();
+        totals.files += c.files;
+        totals.bytes += c.bytes;
+        totals.unchanged += c.unchanged;
+        totals.kept += c.kept;
     }
     links.end_window()?;
-    totals.others += meta::make_others(std::mem::take(&mut w.others), dirs, problems)?;
+    let (made, kept) = meta::make_others(
+        std::mem::take(&mut w.others),
+        dirs,
+        opts.overwrite,
+        problems,
+    )?;
+    totals.others += made;
+    totals.kept += kept;
     totals.dirs += dirs.close(&std::mem::take(&mut w.closing))?;
     w.entries = 0;
     w.chunks = 0;
