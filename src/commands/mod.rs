@@ -8,6 +8,7 @@ pub mod dump;
 pub mod find;
 pub mod forget;
 pub mod ls;
+pub mod mount;
 pub mod prune;
 pub mod repair;
 pub mod restore;
