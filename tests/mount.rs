@@ -117,10 +117,14 @@ impl Mount {
         self.wait()
     }
 
-    fn signal(self, sig: i32) -> Value {
+    fn send(&self, sig: i32) {
         let pid = self.child.as_ref().unwrap().id() as i32;
         // SAFETY: a signal to our own child.
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    }
+
+    fn signal(self, sig: i32) -> Value {
+        self.send(sig);
         self.wait()
     }
 }
@@ -261,7 +265,7 @@ fn a_mounted_snapshot_reads_like_its_source_and_unmounts_cleanly() {
         .cloned()
         .collect();
     assert_eq!(listed, walked);
-    assert!(listed.contains(&b"caf\xe9.txt".to_vec()));
+    assert!(listed.contains(b"caf\xe9.txt".as_slice()));
     assert_eq!(
         fs::read_link(snap.join("link")).unwrap(),
         Path::new("nested/deeper/b.txt")
@@ -350,6 +354,42 @@ fn a_damaged_chunk_fails_its_file_with_eio_and_other_files_read_on() {
     );
     let report = m.signal(libc::SIGTERM);
     assert!(num(&report, "read_errors") >= 1, "{report}");
+    assert_eq!(report["signal"], libc::SIGTERM, "{report}");
+}
+
+#[test]
+fn a_busy_mount_is_detached_at_sigterm_and_ends_when_its_last_file_closes() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("held.txt"), b"held open").unwrap();
+    env.create(&[&src], &[]);
+    let mut m = Mount::start(&env, "mnt", &[]);
+    let held =
+        fs::File::open(restored(&m.mp.join("snapshots/latest"), &src).join("held.txt")).unwrap();
+    m.send(libc::SIGTERM);
+    let until = Instant::now() + Duration::from_secs(30);
+    while mounted(&m.mp) {
+        assert!(Instant::now() < until, "not detached: {}", m.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut buf = [0u8; 9];
+    held.read_exact_at(&mut buf, 0).unwrap();
+    assert_eq!(
+        &buf, b"held open",
+        "an open file still reads after the detach"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        m.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "serves while a file is open"
+    );
+    assert!(m.stderr().contains("is busy"), "{}", m.stderr());
+    drop(held);
+    let report = m.wait();
     assert_eq!(report["signal"], libc::SIGTERM, "{report}");
 }
 

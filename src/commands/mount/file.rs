@@ -10,6 +10,9 @@ use crate::format::BlobId;
 use crate::repository::Repository;
 use crate::{Error, Result};
 
+/// Where a read gets a chunk: by id and expected length, verified.
+pub type FetchBlob<'a> = &'a dyn Fn(&BlobId, u64) -> Result<Arc<Vec<u8>>>;
+
 /// A file opened for reading.
 pub struct OpenFile {
     /// The file's node.
@@ -43,12 +46,7 @@ impl OpenFile {
     /// Up to `size` bytes at `offset` (fewer only at the end of the file),
     /// each chunk from `blob(id, length)`. Any chunk that fails fails the
     /// whole read: never a short read that the kernel would fill with zeros.
-    pub fn read(
-        &self,
-        offset: u64,
-        size: u32,
-        blob: &dyn Fn(&BlobId, u64) -> Result<Arc<Vec<u8>>>,
-    ) -> Result<Vec<u8>> {
+    pub fn read(&self, offset: u64, size: u32, blob: FetchBlob<'_>) -> Result<Vec<u8>> {
         let total = self.ends.last().copied().unwrap_or(0);
         let end = offset.saturating_add(u64::from(size)).min(total);
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);

@@ -219,7 +219,12 @@ impl Server {
         let r = session.run();
         handle.close();
         let _ = watcher.join();
-        r.map_err(|e| Error::Invalid(format!("serving {}: {e}", mountpoint.display())))?;
+        match r {
+            // A detached mount whose last user left: the kernel aborts
+            // the connection, which is this mount's normal end.
+            Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+            r => r.map_err(|e| Error::Invalid(format!("serving {}: {e}", mountpoint.display())))?,
+        }
         let signal = match got.load(Ordering::SeqCst) {
             0 => None,
             s => Some(s as i32),
