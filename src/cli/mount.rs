@@ -14,7 +14,7 @@ use crate::repository::Repository;
 
 #[derive(Debug, Args)]
 pub struct MountArgs {
-    /// An existing, empty directory to mount the snapshots at.
+    /// An existing directory to mount the snapshots at.
     pub mountpoint: PathBuf,
     #[command(flatten)]
     pub filter: FilterArgs,

@@ -12,7 +12,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
@@ -20,6 +20,7 @@ use fuser::{
     ReplyOpen, ReplyXattr, Request,
 };
 
+use super::attr::{self, entry_type, file_type};
 use super::cache::Cache;
 use super::file::OpenFile;
 use super::inodes::{self, Inodes, What};
@@ -50,34 +51,6 @@ pub struct SnapFs {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn time_of(ns: i64) -> SystemTime {
-    let d = Duration::from_nanos(ns.unsigned_abs());
-    if ns >= 0 {
-        UNIX_EPOCH + d
-    } else {
-        UNIX_EPOCH - d
-    }
-}
-
-fn file_type(k: NodeKind) -> FileType {
-    match k {
-        NodeKind::File => FileType::RegularFile,
-        NodeKind::Dir => FileType::Directory,
-        NodeKind::Symlink => FileType::Symlink,
-        NodeKind::Fifo => FileType::NamedPipe,
-        NodeKind::CharDevice => FileType::CharDevice,
-        NodeKind::BlockDevice => FileType::BlockDevice,
-        NodeKind::Socket => FileType::Socket,
-    }
-}
-
-fn entry_type(e: &Entry) -> FileType {
-    match e {
-        Entry::Latest(_) => FileType::Symlink,
-        Entry::Dir(_) | Entry::Snapshot(_) => FileType::Directory,
-    }
 }
 
 /// A guess of a parsed listing's size in memory, for the cache budget.
@@ -186,61 +159,7 @@ impl SnapFs {
     }
 
     fn attr(&self, ino: u64, what: &What) -> FileAttr {
-        let mut a = FileAttr {
-            ino: INodeNo(ino),
-            size: 0,
-            blocks: 0,
-            atime: UNIX_EPOCH,
-            mtime: UNIX_EPOCH,
-            ctime: UNIX_EPOCH,
-            crtime: UNIX_EPOCH,
-            kind: FileType::Directory,
-            perm: 0o555,
-            nlink: 1,
-            uid: self.owner.0,
-            gid: self.owner.1,
-            rdev: 0,
-            blksize: 4096,
-            flags: 0,
-        };
-        let t = |a: &mut FileAttr, m: i64, c: i64| {
-            a.mtime = time_of(m);
-            a.atime = a.mtime;
-            a.ctime = time_of(c);
-            a.crtime = a.mtime;
-        };
-        match what {
-            What::Layout(e) => {
-                let when = match e {
-                    Entry::Snapshot(i) => self.layout.snaps[*i].snapshot.time_ns,
-                    _ => self.layout.newest_ns(),
-                };
-                t(&mut a, when, when);
-                if let Entry::Latest(target) = e {
-                    a.kind = FileType::Symlink;
-                    a.perm = 0o777;
-                    a.size = target.len() as u64;
-                }
-            }
-            What::Node(n) => {
-                t(&mut a, n.mtime_ns, n.ctime_ns);
-                a.kind = file_type(n.kind);
-                a.perm = (n.mode & 0o7777) as u16;
-                a.uid = n.uid;
-                a.gid = n.gid;
-                a.rdev = n.rdev as u32;
-                a.size = match n.kind {
-                    NodeKind::File => n.size,
-                    NodeKind::Symlink => n.link_target.as_ref().map_or(0, |t| t.len() as u64),
-                    _ => 0,
-                };
-                a.blocks = a.size.div_ceil(512);
-                if n.kind == NodeKind::File {
-                    a.nlink = n.nlink.clamp(1, u64::from(u32::MAX)) as u32;
-                }
-            }
-        }
-        a
+        attr::of(ino, what, &self.layout, self.owner)
     }
 
     fn child(&self, parent: &What, name: &[u8]) -> Result<What, Errno> {

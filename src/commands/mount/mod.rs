@@ -9,6 +9,7 @@
 //! The layout is in [`layout`], the file system in [`fs`]. Mounting takes
 //! no lock, as no other read does.
 
+mod attr;
 mod cache;
 mod file;
 mod fs;
