@@ -111,6 +111,8 @@ pub enum Command {
     Diff(super::diff::DiffArgs),
     /// Find files and directories by name or path in snapshots.
     Find(super::find::FindArgs),
+    /// Browse the snapshots as a read-only file system (FUSE) until unmounted.
+    Mount(super::mount::MountArgs),
     /// Sizes of snapshots: restored, distinct, stored; dedup and compression.
     Stats(super::stats::StatsArgs),
     /// Add, remove or set the tags of snapshots (each gets a new id).

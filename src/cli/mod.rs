@@ -25,6 +25,7 @@ mod find;
 mod generate;
 mod jobs;
 mod keys;
+mod mount;
 mod output;
 mod password;
 mod progress;

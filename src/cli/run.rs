@@ -364,6 +364,7 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
         Command::Diff(a) => super::diff::run(a, &*open_repo(cli)?, p),
         Command::Find(a) => super::find::run(a, &*open_repo(cli)?, p),
         Command::Stats(a) => super::stats::run(a, &*open_repo(cli)?, p),
+        Command::Mount(a) => super::mount::run(a, open_repo(cli)?, p),
         Command::Tag(a) => super::tag::run(a, &*open_repo(cli)?, p),
         Command::Completion(a) => super::generate::completion(a),
         Command::Man(a) => super::generate::man(a),

@@ -11,6 +11,7 @@ mod dump_zip;
 pub mod find;
 pub mod forget;
 pub mod ls;
+pub mod mount;
 pub mod prune;
 pub mod repair;
 pub mod restore;
