@@ -37,8 +37,9 @@ pub struct Global {
     /// More detail (repeat for more).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Object-store option KEY=VALUE (repeatable), e.g. endpoint=http://host:9000,
-    /// region=eu-west-1, allow_http=true, retries=3, connections=4.
+    /// Backend option KEY=VALUE (repeatable), e.g. endpoint=http://host:9000,
+    /// region=eu-west-1, allow_http=true, retries=3, connections=4;
+    /// sftp.identity=FILE, sftp.known_hosts=FILE for sftp:// URLs.
     #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", global = true)]
     pub options: Vec<String>,
 }
