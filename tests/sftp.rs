@@ -28,7 +28,11 @@ fn restore_and_compare(env: &Env, snap: &str, src: &Path, to: &Path) {
     env.restore(snap, to);
     let got = to.join(src.strip_prefix("/").unwrap());
     let d = differences(&walk(src), &walk(&got));
-    assert!(d.is_empty(), "restore differs from source:\n{}", d.join("\n"));
+    assert!(
+        d.is_empty(),
+        "restore differs from source:\n{}",
+        d.join("\n")
+    );
 }
 
 /// The one-line error of a failed run (exit code 1).
@@ -53,7 +57,7 @@ fn backup_restore_check_over_sftp() {
     let src = env.path("src");
     fixture(&src);
     let r = env.create(&[&src], &[]);
-    let id = r["id"].as_str().expect("snapshot id").to_string();
+    let id = r["snapshot"].as_str().expect("snapshot id").to_string();
     assert!(
         std::fs::read_dir(on_disk.join("data")).unwrap().count() > 0,
         "packs were uploaded"
@@ -83,7 +87,7 @@ fn sync_to_sftp() {
     env.vars = s.vars();
     let src = env.path("src");
     fixture(&src);
-    let id = env.create(&[&src], &[])["id"]
+    let id = env.create(&[&src], &[])["snapshot"]
         .as_str()
         .unwrap()
         .to_string();
@@ -139,15 +143,15 @@ fn unknown_or_changed_host_key_is_refused() {
     let other_pub = std::fs::read_to_string(s.other_key.with_extension("pub")).unwrap();
     let other: Vec<&str> = other_pub.split_whitespace().take(2).collect();
     let changed = t.path().join("known_hosts-changed");
-    std::fs::write(
-        &changed,
-        format!("# comment\n{host} {}\n", other.join(" ")),
-    )
-    .unwrap();
+    std::fs::write(&changed, format!("# comment\n{host} {}\n", other.join(" "))).unwrap();
     let line = one_line_failure(&run(&changed));
     assert!(line.contains(&host), "{line}");
     assert!(line.contains(&changed.display().to_string()), "{line}");
     assert!(line.contains("does not match"), "{line}");
+    assert!(
+        line.contains("line 2"),
+        "the host's line, after the comment: {line}"
+    );
     assert!(!t.path().join("repo").exists(), "nothing was written");
 
     // The right file lets the same command through.
@@ -175,7 +179,10 @@ fn wrong_identity_is_refused_with_one_line() {
     let line = one_line_failure(&run(&s.other_key));
     assert!(line.contains(&s.other_key.display().to_string()), "{line}");
     assert!(line.contains("refused"), "{line}");
-    assert!(line.contains(&format!("{}@[127.0.0.1]:{}", s.user, s.port)), "{line}");
+    assert!(
+        line.contains(&format!("{}@[127.0.0.1]:{}", s.user, s.port)),
+        "{line}"
+    );
     let line = one_line_failure(&run(&t.path().join("missing-key")));
     assert!(line.contains("missing-key"), "{line}");
     assert!(!t.path().join("repo").exists());

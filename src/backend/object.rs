@@ -35,8 +35,8 @@ pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 /// Size of one multipart part (S3 requires at least 5 MiB).
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
-pub use super::set_global_options;
 use super::global_options;
+pub use super::set_global_options;
 
 /// Counts of requests made by one backend (approximate HTTP requests: one per
 /// operation, one per list page, parts of multipart uploads counted

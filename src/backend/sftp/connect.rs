@@ -49,7 +49,9 @@ impl SftpUrl {
             .ok_or("no repository path (sftp://user@host/path, or //path for an absolute one)")?;
         let path = path.trim_end_matches('/');
         if path.is_empty() || path == "/" {
-            return Err("no repository path (sftp://user@host/path, or //path for an absolute one)".into());
+            return Err(
+                "no repository path (sftp://user@host/path, or //path for an absolute one)".into(),
+            );
         }
         let (user, hostport) = match auth.rsplit_once('@') {
             Some((u, h)) if !u.is_empty() => (u.to_string(), h),
@@ -163,7 +165,10 @@ pub struct HostCheck {
 impl client::Handler for HostCheck {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let key = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key,
             PublicKeyOrCertificate::Certificate(_) => {
@@ -182,14 +187,26 @@ impl client::Handler for HostCheck {
         let problem = match verdict {
             Ok(true) => return Ok(true),
             Ok(false) => HostKeyProblem::Unknown { fingerprint },
-            Err(russh::keys::Error::KeyChanged { line }) => {
-                HostKeyProblem::Changed { line, fingerprint }
-            }
+            Err(russh::keys::Error::KeyChanged { line }) => HostKeyProblem::Changed {
+                line: file_line(&self.known_hosts, line),
+                fingerprint,
+            },
             Err(e) => HostKeyProblem::Unreadable(e.to_string()),
         };
         *self.problem.lock().unwrap_or_else(|p| p.into_inner()) = Some(problem);
         Ok(false)
     }
+}
+
+/// The line number in `file` of russh's `n`th entry: russh counts the
+/// lines that do not start with `#` only.
+fn file_line(file: &Path, n: usize) -> usize {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.starts_with('#'))
+        .nth(n.saturating_sub(1))
+        .map_or(n, |(i, _)| i + 1)
 }
 
 /// An open SFTP session and the SSH connection under it.
@@ -266,10 +283,12 @@ pub async fn connect(url: &SftpUrl, opts: &SftpOptions) -> Result<Connection, St
         .channel_open_session()
         .await
         .map_err(|e| format!("{hp}: cannot open an SSH session channel: {}", one_line(&e)))?;
-    channel
-        .request_subsystem(true, "sftp")
-        .await
-        .map_err(|e| format!("{hp}: the server refused the sftp subsystem: {}", one_line(&e)))?;
+    channel.request_subsystem(true, "sftp").await.map_err(|e| {
+        format!(
+            "{hp}: the server refused the sftp subsystem: {}",
+            one_line(&e)
+        )
+    })?;
     let cfg = russh_sftp::client::Config {
         request_timeout_secs: REQUEST_TIMEOUT_SECS,
         ..Default::default()
@@ -421,7 +440,10 @@ mod tests {
         );
         assert_eq!(u.host_port(), "[example.org]:2222");
         let u = SftpUrl::parse("sftp://bob@[::1]//srv/repo").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.path.as_str()), ("::1", 22, "/srv/repo"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("::1", 22, "/srv/repo")
+        );
         assert_eq!(u.host_port(), "::1");
         let u = SftpUrl::parse("sftp://h/r").unwrap();
         assert!(!u.user.is_empty());
@@ -437,6 +459,16 @@ mod tests {
         ] {
             assert!(SftpUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn known_hosts_lines_count_comments() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("kh");
+        std::fs::write(&f, "# a\nh1 k\n# b\n\nh2 k\n").unwrap();
+        assert_eq!(file_line(&f, 1), 2);
+        assert_eq!(file_line(&f, 3), 5);
+        assert_eq!(file_line(&d.path().join("none"), 4), 4);
     }
 
     #[test]

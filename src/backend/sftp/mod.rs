@@ -9,9 +9,11 @@
 //!
 //! Objects are files laid out as in a local repository. Writes keep the
 //! local backend's guarantees as far as SFTP allows:
-//! * an object is written to `tmp/.w-<pid>-<random>`, flushed to disk with
-//!   `fsync@openssh.com` (when the server has it), then moved into place,
-//!   so a reader sees the whole object or nothing;
+//! * an object is written to `tmp/.sftp-w-<pid>-<random>`, flushed to
+//!   disk with `fsync@openssh.com` (when the server has it), then moved
+//!   into place, so a reader sees the whole object or nothing (the name is
+//!   not the local `.w-<pid>-…`: a local snap on the server would take the
+//!   remote pid for a dead process of its own and remove the file);
 //! * [`WriteMode::CreateNew`] moves it with `hardlink@openssh.com` (link(2)
 //!   refuses an existing name) or else a plain SFTP rename, which the
 //!   protocol defines as failing when the target exists;
@@ -253,7 +255,7 @@ impl SftpBackend {
     ) -> BResult<()> {
         let sftp = &self.conn().sftp;
         let tmp = self.remote(&format!(
-            "tmp/.w-{}-{:016x}",
+            "tmp/.sftp-w-{}-{:016x}",
             std::process::id(),
             rand::random::<u64>()
         ));
@@ -372,9 +374,7 @@ impl Drop for SftpBackend {
         if let Some(c) = self.conn.take() {
             let _ = c.sftp.close_session();
             self.rt.block_on(async {
-                let bye = c
-                    .ssh
-                    .disconnect(russh::Disconnect::ByApplication, "", "en");
+                let bye = c.ssh.disconnect(russh::Disconnect::ByApplication, "", "en");
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(2), bye).await;
             });
         }
