@@ -268,3 +268,43 @@ fn agent_authentication() {
     let line = one_line_failure(&snap(false, &["snapshots"]));
     assert!(line.contains("authentication failed"), "{line}");
 }
+
+#[test]
+fn backup_job_on_sftp_with_options_from_the_config() {
+    let Some(s) = sshd::start() else { return };
+    let env = Env::init_at(|t| s.url(&t.join("repo")), s.vars(), &[]);
+    let src = env.path("src");
+    fixture(&src);
+    let pw = env.path("pw");
+    std::fs::write(&pw, format!("{}\n", common::PASSWORD)).unwrap();
+    let config = env.path("snap.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[repositories.remote]\nurl = {:?}\npassword_file = {:?}\n\
+             options = {{ \"sftp.identity\" = {:?}, \"sftp.known_hosts\" = {:?} }}\n\n\
+             [jobs.app]\nrepository = \"remote\"\npaths = [{:?}]\n",
+            env.repo.display().to_string(),
+            pw.display().to_string(),
+            s.key.display().to_string(),
+            s.known_hosts.display().to_string(),
+            src.display().to_string(),
+        ),
+    )
+    .unwrap();
+    // A HOME without keys or known_hosts: only the job's options get in.
+    let empty_home = env.path("empty-home");
+    std::fs::create_dir_all(&empty_home).unwrap();
+    let out = env
+        .cmd()
+        .env_remove("SNAP_PASSWORD")
+        .env("HOME", &empty_home)
+        .args(["run", "app", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_success(&out, "snap run app");
+    let snaps = env.json(["snapshots"]);
+    assert_eq!(snaps.as_array().map(Vec::len), Some(1), "{snaps}");
+    restore_and_compare(&env, "latest", &src, &env.path("out"));
+}
