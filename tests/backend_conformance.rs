@@ -1,9 +1,12 @@
 //! One conformance suite, run against every backend: a local directory, a
-//! `file://` object store, and S3 (the loopback server; skipped loudly
-//! outside CI when it cannot start).
+//! `file://` object store, S3 (the loopback server; skipped loudly
+//! outside CI when it cannot start), and SFTP (a throw-away OpenSSH server;
+//! likewise).
 
 #[path = "s3common/mod.rs"]
 mod common;
+#[path = "sshd/mod.rs"]
+mod sshd;
 
 use std::sync::Arc;
 
@@ -164,4 +167,16 @@ fn s3_object_store() {
     let Some(s) = common::s3() else { return };
     let be = ObjectBackend::open_with(&s.url("conformance"), &s.options()).unwrap();
     suite(Arc::new(be), 20 << 20);
+}
+
+#[test]
+fn sftp_server() {
+    let Some(s) = sshd::start() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let url = s.url(&d.path().join("repo"));
+    let be = snap::backend::sftp::SftpBackend::open_with(&url, &s.options()).unwrap();
+    suite(Arc::new(be), 3 << 20);
+    // Every temp file was moved into place or removed.
+    let tmp = d.path().join("repo/tmp");
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "{tmp:?}");
 }

@@ -15,6 +15,8 @@
 pub mod local;
 #[cfg(feature = "object-store")]
 pub mod object;
+#[cfg(feature = "sftp")]
+pub mod sftp;
 
 /// Stand-in when snap is built without the `object-store` feature: URLs are
 /// recognised, and refused with a clear message.
@@ -27,8 +29,22 @@ pub mod object {
         location.contains("://")
     }
 
-    /// Ignored: there is no object store to configure.
-    pub fn set_global_options(_opts: Vec<(String, String)>) {}
+    pub use super::set_global_options;
+}
+
+/// Options given with `--option key=value`, applied to every backend
+/// opened in this process (set once by the CLI; each backend takes its
+/// keys: `sftp.*` for SFTP, the others for object stores).
+static GLOBAL_OPTIONS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// Sets the `--option key=value` pairs for backends opened later.
+pub fn set_global_options(opts: Vec<(String, String)>) {
+    let _ = GLOBAL_OPTIONS.set(opts);
+}
+
+/// The `--option` pairs set by the CLI (none in library use).
+pub fn global_options() -> &'static [(String, String)] {
+    GLOBAL_OPTIONS.get().map(|v| v.as_slice()).unwrap_or(&[])
 }
 
 /// Requests an object-store backend made (approximate HTTP requests).
@@ -292,13 +308,36 @@ pub const REQUEST_READ_GAP: u64 = 2 << 20;
 
 /// Opens a backend for a repository location (a path, or a URL).
 ///
-/// `s3://`, `gs://`, `az://` and `file://` URLs open an object store
-/// ([`object::ObjectBackend`], with the `--option` pairs set by the CLI);
-/// anything else is a local directory.
+/// `sftp://` URLs open an SFTP server ([`sftp::SftpBackend`]); `s3://`,
+/// `gs://`, `az://` and `file://` URLs an object store
+/// ([`object::ObjectBackend`]), each with the `--option` pairs set by the
+/// CLI; anything else is a local directory.
 pub fn open(location: &str) -> crate::Result<Box<dyn Backend>> {
+    open_with(location, global_options())
+}
+
+/// Whether `location` is an `sftp://` URL.
+pub fn is_sftp_url(location: &str) -> bool {
+    location
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("sftp://"))
+}
+
+/// [`open`] with explicit `--option` pairs (a backup job's `options`).
+pub fn open_with(location: &str, options: &[(String, String)]) -> crate::Result<Box<dyn Backend>> {
+    if is_sftp_url(location) {
+        #[cfg(feature = "sftp")]
+        return Ok(Box::new(sftp::SftpBackend::open_with(location, options)?));
+        #[cfg(not(feature = "sftp"))]
+        return Err(crate::Error::Invalid(format!(
+            "{location}: this snap was built without SFTP support (feature `sftp`)"
+        )));
+    }
     if object::is_object_url(location) {
         #[cfg(feature = "object-store")]
-        return Ok(Box::new(object::ObjectBackend::open(location)?));
+        return Ok(Box::new(object::ObjectBackend::open_with(
+            location, options,
+        )?));
         #[cfg(not(feature = "object-store"))]
         return Err(crate::Error::Invalid(format!(
             "{location}: this snap was built without object-store support (feature `object-store`)"

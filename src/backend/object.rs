@@ -19,7 +19,7 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -35,18 +35,8 @@ pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
 /// Size of one multipart part (S3 requires at least 5 MiB).
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
-/// Options given with `--option key=value`, applied to every object store
-/// opened in this process (set once by the CLI).
-static GLOBAL_OPTIONS: OnceLock<Vec<(String, String)>> = OnceLock::new();
-
-/// Sets the `--option key=value` pairs for backends opened later.
-pub fn set_global_options(opts: Vec<(String, String)>) {
-    let _ = GLOBAL_OPTIONS.set(opts);
-}
-
-fn global_options() -> &'static [(String, String)] {
-    GLOBAL_OPTIONS.get().map(|v| v.as_slice()).unwrap_or(&[])
-}
+use super::global_options;
+pub use super::set_global_options;
 
 /// Counts of requests made by one backend (approximate HTTP requests: one per
 /// operation, one per list page, parts of multipart uploads counted
@@ -306,6 +296,8 @@ impl ObjectBackend {
                             )
                         })?
                 }
+                // For the SFTP backend (e.g. the other side of a sync).
+                k if k.starts_with("sftp.") => {}
                 _ => client.push((k.clone(), v.clone())),
             }
         }

@@ -44,8 +44,9 @@ pub struct Global {
     /// Never show progress.
     #[arg(long, global = true)]
     pub no_progress: bool,
-    /// Object-store option KEY=VALUE (repeatable), e.g. endpoint=http://host:9000,
-    /// region=eu-west-1, allow_http=true, retries=3, connections=4.
+    /// Backend option KEY=VALUE (repeatable), e.g. endpoint=http://host:9000,
+    /// region=eu-west-1, allow_http=true, retries=3, connections=4;
+    /// sftp.identity=FILE, sftp.known_hosts=FILE for sftp:// URLs.
     #[arg(short = 'o', long = "option", value_name = "KEY=VALUE", global = true)]
     pub options: Vec<String>,
 }

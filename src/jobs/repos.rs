@@ -17,6 +17,9 @@ pub type Password<'a> = dyn Fn(&RepositoryConfig) -> Result<Zeroizing<String>> +
 
 /// The storage of `r`.
 pub fn backend(r: &RepositoryConfig) -> Result<Box<dyn Backend>> {
+    if backend::is_sftp_url(&r.location) {
+        return backend::open_with(&r.location, &r.options);
+    }
     if backend::object::is_object_url(&r.location) {
         #[cfg(feature = "object-store")]
         return Ok(Box::new(backend::object::ObjectBackend::open_with(
