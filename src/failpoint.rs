@@ -373,7 +373,7 @@ mod tests {
             assert!(!super::ALL[..i].contains(n), "{n} twice");
             let cmd = n.split('.').next().unwrap();
             assert!(
-                ["create", "prune", "sync", "restore", "tag"].contains(&cmd),
+                ["create", "prune", "sync", "restore", "tag", "copy"].contains(&cmd),
                 "{n}"
             );
         }

@@ -340,7 +340,6 @@ pub fn run(
                 opts,
                 &problems,
                 &mut totals,
-                &opts.progress,
             )?;
         }
     }
@@ -353,7 +352,6 @@ pub fn run(
             opts,
             &problems,
             &mut totals,
-            &opts.progress,
         )?;
     }
     if opts.delete {

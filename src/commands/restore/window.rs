@@ -103,7 +103,6 @@ pub fn restore(
     opts: &RestoreOptions,
     problems: &Problems,
     totals: &mut Totals,
-    progress: &crate::progress::Progress,
 ) -> Result<()> {
     failpoint!("restore.after_dirs");
     // From here on each directory is opened again when first needed, and
@@ -117,7 +116,7 @@ pub fn restore(
             dirs,
             opts.overwrite,
             problems,
-            progress,
+            &opts.progress,
         );
         let uses = files.locate(repo)?;
         files.prepare()?;
