@@ -57,6 +57,9 @@ pub const ALL: &[&str] = &[
     "prune.after_forget",
     // prune: the intent listing the candidate packs is written.
     "prune.after_intent",
+    // prune: waiting for a create (or tag) registered before the intent
+    // (reached only while one runs: tests/cli_tag.rs).
+    "prune.waiting_for_creates",
     // prune: every create registered before the intent has ended.
     "prune.after_wait",
     // prune: a pack of copied blobs is uploaded, not yet indexed.

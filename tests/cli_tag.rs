@@ -220,14 +220,17 @@ fn prune_waits_for_a_running_tag_and_keeps_the_new_snapshots_data() {
     await_file(&at, &mut tag, "tag");
     // The tag holds its registration; prune announces its intent, then
     // must wait for it before deleting the garbage.
-    let intent = env.path("prune-intent");
+    // (Released only once prune is seen waiting: were the tag let go at
+    // the intent, it could end before prune looks, and prune would
+    // rightly not wait.)
+    let waiting = env.path("prune-waiting");
     let mut prune = env.cmd();
     prune.args(["--json", "prune", "--max-unused", "0", "--lock-wait", "60s"]);
     let mut prune = spawn(
         prune,
-        &format!("prune.after_intent=touch({})", intent.display()),
+        &format!("prune.waiting_for_creates=touch({})", waiting.display()),
     );
-    await_file(&intent, &mut prune, "prune");
+    await_file(&waiting, &mut prune, "prune");
     fs::write(&go, b"").unwrap();
     let t: Value = serde_json::from_slice(&finish(tag, "tag").stdout).unwrap();
     let p: Value = serde_json::from_slice(&finish(prune, "prune").stdout).unwrap();

@@ -484,6 +484,9 @@ fn wait_for_creates(repo: &Repository, lock_wait: Duration, gc: &mut GcReport) -
         if first {
             gc.creates_waited = still.len() as u64;
             first = false;
+            if !still.is_empty() {
+                failpoint!("prune.waiting_for_creates");
+            }
         }
         waiting = still;
         if waiting.is_empty() {
