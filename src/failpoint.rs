@@ -93,6 +93,20 @@ pub const ALL: &[&str] = &[
     "tag.after_new_snapshot",
 ];
 
+/// Failpoints a command reaches only while another process runs beside
+/// it; the tests that stop a command at every failpoint of its own leave
+/// them out (each is driven by the test of that interleaving).
+pub const NEEDS_ANOTHER_PROCESS: &[&str] = &["prune.waiting_for_creates"];
+
+/// The failpoints of a command (`prefix`, e.g. `"prune."`) that one run of
+/// it alone reaches: [`ALL`] less [`NEEDS_ANOTHER_PROCESS`].
+pub fn reached_alone(prefix: &str) -> Vec<&'static str> {
+    ALL.iter()
+        .copied()
+        .filter(|p| p.starts_with(prefix) && !NEEDS_ANOTHER_PROCESS.contains(p))
+        .collect()
+}
+
 /// Whether `name` is in [`ALL`] (evaluated at compile time by the macro).
 pub(crate) const fn listed(name: &str) -> bool {
     let mut i = 0;
