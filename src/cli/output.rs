@@ -185,25 +185,12 @@ impl Printer {
         }
     }
 
-    pub fn ls(&self, rows: &[LsEntry]) {
-        if self.json {
-            return self.emit_json(&rows);
-        }
-        for r in rows {
-            let extra = match (&r.link_target, &r.command) {
-                (Some(t), _) => format!(" -> {t}"),
-                (_, Some(c)) => format!("  [from `{c}`, exit {}]", r.exit_code.unwrap_or(0)),
-                _ => String::new(),
-            };
-            say!(
-                "{:<8} {:04o} {:>12} {}  {}{}",
-                r.kind,
-                r.mode,
-                r.size,
-                r.mtime.get(..19).unwrap_or(&r.mtime),
-                r.path,
-                extra
-            );
+    /// `ls` output, printed entry by entry as the walk gives them out (a
+    /// listing of millions of files is never held in memory).
+    pub fn ls_stream(&self) -> LsStream {
+        LsStream {
+            json: self.json,
+            n: 0,
         }
     }
 
@@ -366,6 +353,49 @@ fn snapshot_table(rows: &[SnapshotRow]) {
                 st.command,
                 st.exit_code
             );
+        }
+    }
+}
+
+/// See [`Printer::ls_stream`]. With `--json`, one JSON array, an element a
+/// line.
+pub struct LsStream {
+    json: bool,
+    n: u64,
+}
+
+impl LsStream {
+    /// Prints one entry.
+    pub fn entry(&mut self, r: &LsEntry) {
+        if self.json {
+            let sep = if self.n == 0 { "[" } else { "," };
+            say!(
+                "{sep}{}",
+                serde_json::to_string(r).expect("entries serialize")
+            );
+        } else {
+            let extra = match (&r.link_target, &r.command) {
+                (Some(t), _) => format!(" -> {t}"),
+                (_, Some(c)) => format!("  [from `{c}`, exit {}]", r.exit_code.unwrap_or(0)),
+                _ => String::new(),
+            };
+            say!(
+                "{:<8} {:04o} {:>12} {}  {}{}",
+                r.kind,
+                r.mode,
+                r.size,
+                r.mtime.get(..19).unwrap_or(&r.mtime),
+                r.path,
+                extra
+            );
+        }
+        self.n += 1;
+    }
+
+    /// Ends the output (closes the JSON array).
+    pub fn finish(self) {
+        if self.json {
+            say!("{}", if self.n == 0 { "[]" } else { "]" });
         }
     }
 }

@@ -318,11 +318,11 @@ fn dispatch(cli: &Cli, p: &Printer) -> Result<i32> {
             let repo = open_repo(cli)?;
             let sel = select(&repo, &a.snapshot, &a.filter, p, false)?;
             let (id, s) = (sel.id, sel.snapshot);
-            let mut rows = Vec::new();
+            let mut out = p.ls_stream();
             commands::ls::run(&repo, &s.tree, a.path.as_deref(), &id.short(), &mut |e| {
-                rows.push(e)
+                out.entry(&e)
             })?;
-            p.ls(&rows);
+            out.finish();
             Ok(exit::OK)
         }
         Command::Restore(a) => run_restore(cli, a, p),
