@@ -60,7 +60,7 @@ impl Default for InitOptions {
     fn default() -> Self {
         InitOptions {
             chunker: ChunkerParams::DEFAULT,
-            compression_level: 1,
+            compression_level: 3,
             pack_size: 32 * 1024 * 1024,
             kdf: KdfStrength::default(),
         }
