@@ -271,6 +271,8 @@ fn restore_memory_does_not_grow_with_the_number_of_files() {
 /// account of the child (wait4), with its stdout thrown away.
 fn peak_kib_of(env: &Env, args: &[&str]) -> u64 {
     use std::os::unix::process::ExitStatusExt;
+    // Reaped by wait4 below (which also gives its peak RSS).
+    #[allow(clippy::zombie_processes)]
     let child = env
         .cmd()
         .args(args)
