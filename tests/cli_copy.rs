@@ -456,3 +456,34 @@ fn source_password_sources_in_order() {
         .unwrap();
     assert_eq!(code(&out), 2, "both flags: {}", stderr(&out));
 }
+
+// Progress and -v, as for the other long commands: JSON status lines
+// (with --progress) that end at every file and byte read, then the report
+// tagged as the summary; -v names each snapshot copied.
+#[test]
+fn copy_reports_progress_and_names_what_it_copied() {
+    let (src, _) = source();
+    let dst = target();
+    let mut args = vec!["--json".to_string(), "--progress".into(), "-v".into()];
+    args.extend(copy_args(&src, &["--host", "alpha"]));
+    let out = dst.cmd().args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (summary, status) = lines.split_last().unwrap();
+    assert_eq!(summary["message_type"], "summary", "{summary}");
+    assert_eq!(summary["copied"], 1, "{summary}");
+    let last = status.last().expect("a status line");
+    assert_eq!(last["message_type"], "status", "{last}");
+    // big.bin, small.txt, empty: the files of alpha's snapshot.
+    assert_eq!(last["files_done"], 3, "{last}");
+    assert_eq!(last["bytes_done"], summary["bytes_read"], "{last}");
+    let id = summary["snapshots"][0]["source_id"].as_str().unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("copied snapshot {}", &id[..8])),
+        "{err}"
+    );
+}

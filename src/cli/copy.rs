@@ -162,6 +162,7 @@ pub fn run(
     let target = open_target()?;
     let source = open_source(from, a)?;
     let snaps = chosen(&source, a, p)?;
+    let session = p.begin("files");
     let r = copy::run(
         &source,
         target,
@@ -169,10 +170,12 @@ pub fn run(
         &CopyOptions {
             threads: a.threads,
             commit_every_bytes: a.commit_every,
+            progress: session.progress(),
         },
     )?;
+    drop(session);
     if p.json {
-        say!("{}", serde_json::to_string(&r)?);
+        p.emit_json(&r);
         return Ok(exit::OK);
     }
     if !p.quiet {

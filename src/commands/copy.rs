@@ -56,6 +56,9 @@ pub struct CopyOptions {
     /// Commit the snapshots translated so far once this many new bytes
     /// were stored (0: the target's pack size).
     pub commit_every_bytes: u64,
+    /// Progress counters (files and bytes read from the source) and
+    /// verbose lines (each snapshot copied); no-op by default.
+    pub progress: crate::progress::Progress,
 }
 
 /// One source snapshot and what became of it.
@@ -143,6 +146,7 @@ struct Translator<'a> {
     /// Source chunk id -> target chunk id (bounded, see [`CHUNK_MEMO_MAX`]).
     chunks: Mutex<HashMap<BlobId, BlobId>>,
     counters: Counters,
+    progress: &'a crate::progress::Progress,
 }
 
 impl Translator<'_> {
@@ -170,11 +174,13 @@ impl Translator<'_> {
     fn node(&self, sv: &BlobSaver, mut n: Node) -> Result<Node> {
         match n.kind {
             NodeKind::File => {
+                self.progress.item_started(|| n.name_lossy());
                 n.content = n
                     .content
                     .iter()
                     .map(|c| self.chunk(sv, c))
                     .collect::<Result<_>>()?;
+                self.progress.file_done();
             }
             NodeKind::Dir => {
                 if let Some(sub) = &n.subtree {
@@ -207,6 +213,7 @@ impl Translator<'_> {
         }
         // Verified against the source's key as it is decoded.
         let plain = self.src.read_blob(id)?;
+        self.progress.bytes_done(plain.len() as u64);
         self.counters.data_read.fetch_add(1, Ordering::Relaxed);
         self.counters
             .bytes_read
@@ -314,6 +321,7 @@ pub fn run(
         trees: Mutex::new(HashMap::new()),
         chunks: Mutex::new(HashMap::new()),
         counters: Counters::default(),
+        progress: &opts.progress,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -359,6 +367,9 @@ pub fn run(
             let tid = target.save_snapshot(&snap)?;
             failpoint!("copy.after_snapshot");
             copy_of.insert(sid, tid);
+            opts.progress.verbose(1, || {
+                format!("copied snapshot {} as {}", sid.short(), tid.short())
+            });
             rows.push((at, row(&sid, &tid, s, "copied")));
             report.copied += 1;
         }
