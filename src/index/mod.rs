@@ -431,6 +431,7 @@ impl Index {
 
     /// Where a blob is stored, if indexed.
     pub fn lookup(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
+        self.shared_read()?;
         let mut st = self
             .conn
             .prepare_cached(
@@ -474,8 +475,9 @@ impl Index {
         .transpose()
     }
 
-    /// While `on`, [`Index::contains`] and [`Index::blob_packs`] (the
-    /// lookups of deduplication, one or more per file) share one read
+    /// While `on`, [`Index::contains`], [`Index::blob_packs`] and
+    /// [`Index::lookup`] (the look-ups of deduplication and of a restore's
+    /// planning, one or more per file) share one read
     /// transaction instead of each opening its own, which costs file locks
     /// and a stat per lookup. The shared transaction ends at the next write
     /// (every `&mut self` method), after [`LOOKUPS_PER_READ`] lookups, and

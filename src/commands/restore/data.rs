@@ -5,8 +5,8 @@
 //! blobs not needed longer than the backend's
 //! [`read_gap`](crate::backend::Backend::read_gap). Each blob is
 //! authenticated, decompressed and checked against its id before its bytes
-//! reach a file; all-zero chunks are not written (the files were created as
-//! one hole).
+//! reach a file; all-zero blocks are not written (they stay holes: see
+//! `files`).
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -305,18 +305,78 @@ pub fn make_dir(parent: BorrowedFd<'_>, name: &CStr) -> io::Result<bool> {
 
 /// Creates a new, empty regular file (0600) under a fresh temporary name
 /// for `name` in `dir`; nothing that is already there is opened.
-pub fn create_temp(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<(File, CString, Ident)> {
+pub fn create_temp(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    mode: u32,
+) -> io::Result<(File, CString, rfs::Stat)> {
     let flags = OFlags::WRONLY
         | OFlags::CREATE
         | OFlags::EXCL
         | OFlags::NOFOLLOW
         | OFlags::CLOEXEC
         | OFlags::NOCTTY;
-    let (fd, tmp) = with_temp_name(name, |t| {
-        rfs::openat(dir, t, flags, Mode::RUSR | Mode::WUSR)
-    })?;
-    let id = ident_of(fd.as_fd())?;
-    Ok((File::from(fd), tmp, id))
+    let mode = Mode::from_raw_mode(mode & 0o777) | Mode::RUSR | Mode::WUSR;
+    let (fd, tmp) = with_temp_name(name, |t| rfs::openat(dir, t, flags, mode))?;
+    let st = rfs::fstat(fd.as_fd())?;
+    Ok((File::from(fd), tmp, st))
+}
+
+/// Whether files can be made without a name in the target's file system
+/// (`O_TMPFILE`, which not every file system has): off after a refusal.
+static UNNAMED_FILES: AtomicBool = AtomicBool::new(true);
+
+/// Creates a regular file in `dir` that has no name yet (`O_TMPFILE`):
+/// until [`link_unnamed`] names it, nothing else can reach it, and if the
+/// process dies it is gone with it. `None` where the file system cannot
+/// (the caller then makes a named temporary file).
+pub fn create_unnamed(dir: BorrowedFd<'_>, mode: u32) -> io::Result<Option<(File, rfs::Stat)>> {
+    // Named through /proc (`link_unnamed`): without it, not at all.
+    static PROC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !UNNAMED_FILES.load(Ordering::Relaxed)
+        || !*PROC.get_or_init(|| Path::new("/proc/self/fd").is_dir())
+    {
+        return Ok(None);
+    }
+    let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let mode = Mode::from_raw_mode(mode & 0o777) | Mode::RUSR | Mode::WUSR;
+    match rfs::openat(dir, c".", flags, mode) {
+        Ok(fd) => {
+            let st = rfs::fstat(fd.as_fd())?;
+            Ok(Some((File::from(fd), st)))
+        }
+        // Not supported by the kernel or this file system.
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOSYS) => {
+            UNNAMED_FILES.store(false, Ordering::Relaxed);
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Gives the unnamed file `fd` ([`create_unnamed`]) the name `name` in
+/// `dir`: linked there, or, when a non-directory is there, linked under a
+/// temporary name for `base` and renamed over it (one atomic replace).
+pub fn link_unnamed(
+    fd: BorrowedFd<'_>,
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    base: &[u8],
+) -> io::Result<()> {
+    // Through /proc: linking a descriptor by AT_EMPTY_PATH needs a
+    // capability that a restore as a user lacks.
+    let from = proc_path(fd);
+    let link = |to: &CStr| rfs::linkat(rfs::CWD, from.as_str(), dir, to, AtFlags::SYMLINK_FOLLOW);
+    match link(name) {
+        Ok(()) => Ok(()),
+        Err(Errno::EXIST) => {
+            let ((), tmp) = with_temp_name(base, link)?;
+            rename(dir, &tmp, name).inspect_err(|_| {
+                let _ = remove(dir, &tmp);
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Opens for writing again the temporary file `tmp` made as inode `id`,

@@ -114,29 +114,9 @@ fn same_content(key: &MasterKey, file: &File, want: &Want<'_>) -> io::Result<boo
     Ok(off == want.size && file.read_at(&mut one, off)? == 0)
 }
 
-/// Sets on the open file `fd` (described by `st`) what of `m` differs:
-/// owner (as root), xattrs, mode, times, in the order of
-/// [`meta::set_all`]. Nothing is changed (not even the ctime) when
-/// everything is right already. Extended attributes the file has and the
-/// snapshot has not are left.
-#[allow(clippy::unnecessary_cast)] // st_mode is not u32 everywhere
+/// Sets on the open file `fd` (described by `st`) what of `m` differs
+/// ([`meta::set_differing`]): nothing is changed (not even the ctime) when
+/// everything is right already.
 pub fn fix(fd: BorrowedFd<'_>, m: &Meta, st: &Stat) -> io::Result<()> {
-    let mut mode_wrong = (st.st_mode as u32 & 0o7777) != (m.mode & 0o7777);
-    let owner = |want: u32, have: u32| want != u32::MAX && want != have;
-    if meta::is_root() && (owner(m.uid, st.st_uid) || owner(m.gid, st.st_gid)) {
-        dirfd::chown(fd, m.uid, m.gid)?;
-        mode_wrong = true; // a change of owner clears set-id bits
-    }
-    for (k, v) in &m.xattrs {
-        if !dirfd::xattr_is(fd, k, v) {
-            let _ = dirfd::set_xattr(fd, k, v);
-        }
-    }
-    if mode_wrong {
-        dirfd::chmod(fd, m.mode)?;
-    }
-    if dirfd::mtime_ns(st) != m.mtime_ns {
-        dirfd::set_times(fd, m.mtime_ns)?;
-    }
-    Ok(())
+    meta::set_differing(fd, m, st, false)
 }

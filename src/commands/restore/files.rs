@@ -1,12 +1,18 @@
-//! The regular files of a restore, each under a temporary name in its
-//! directory until it is complete.
+//! The regular files of a restore, each without a name or under a
+//! temporary name in its directory until it is complete.
 //!
-//! A file is created (`O_CREAT | O_EXCL`, 0600, at full length: one hole)
-//! by the worker that brings its first chunk, and stays open while its
-//! chunks come (a bounded number stay open; the others are opened again
-//! and checked to be the same inode); the worker that brings its last
-//! chunk sets its metadata on the descriptor and renames it to its final
-//! name. A file that cannot be completed has its temporary name removed;
+//! A file of one chunk (most small files) is made without a name
+//! (`O_TMPFILE`), written, given its metadata and linked under its name by
+//! the worker that brings the chunk: it is never seen incomplete, and a
+//! killed restore leaves nothing of it. Other files (and all of them where
+//! the file system cannot) are created under a temporary name (`O_CREAT |
+//! O_EXCL`, at full length: one hole) by the worker that brings their first
+//! chunk; a file stays open while its chunks come (a bounded number stay
+//! open; the others are opened again and checked to be the same inode);
+//! the worker that brings its last chunk sets its metadata on the
+//! descriptor and renames it to its final name. Files are created with
+//! their own permission bits when their owner stays, else 0600 until it is
+//! set. A file that cannot be completed has its temporary name removed;
 //! if its data is damaged or missing, whatever was at its final name is
 //! removed too (it must not pass for the snapshot's file). Whatever is left
 //! under a temporary name when the restore stops early (an error, an
@@ -67,6 +73,8 @@ const DAMAGE: u8 = 2;
 struct Temp {
     name: CString,
     id: Ident,
+    /// Its status when made (owner and mode: what need not be set).
+    made: rustix::fs::Stat,
 }
 
 /// A regular file to write (or hard-link) in directory `dir`.
@@ -244,6 +252,40 @@ impl<'a> Files<'a> {
     /// nothing.
     pub fn locate(&mut self, repo: &Repository) -> Result<HashMap<BlobId, BlobUse>> {
         let mut uses: HashMap<BlobId, BlobUse> = HashMap::new();
+        // One read transaction of the index for the window's look-ups.
+        repo.index().share_lookups(true)?;
+        let located = self.locate_chunks(repo, &mut uses);
+        repo.index().share_lookups(false)?;
+        let located = located?;
+        // What is in the target already is read by the workers.
+        let write: Vec<bool> = located
+            .par_iter()
+            .map(|(i, ids, lens)| self.needs_writing(repo, *i, ids, lens))
+            .collect();
+        crate::interrupt::check()?;
+        for ((i, content, lens), write) in located.into_iter().zip(write) {
+            if !write {
+                continue;
+            }
+            let mut off = 0;
+            for (id, len) in content.iter().zip(lens) {
+                let u = uses.get_mut(id).expect("located above");
+                u.targets.push((i as u32, off));
+                off += len;
+            }
+            self.remaining[i].store(content.len() as u32, Ordering::SeqCst);
+        }
+        Ok(uses)
+    }
+
+    /// The chunks and their lengths of each file of the window that can be
+    /// restored (the others reported), each blob located once in `uses`.
+    #[allow(clippy::type_complexity)]
+    fn locate_chunks(
+        &mut self,
+        repo: &Repository,
+        uses: &mut HashMap<BlobId, BlobUse>,
+    ) -> Result<Vec<(usize, Vec<BlobId>, Vec<u64>)>> {
         // (file, its chunks, their lengths) of the files located.
         let mut located = Vec::new();
         for i in 0..self.plan.len() {
@@ -285,25 +327,7 @@ impl<'a> Files<'a> {
             }
             located.push((i, content, lens));
         }
-        // What is in the target already is read by the workers.
-        let write: Vec<bool> = located
-            .par_iter()
-            .map(|(i, ids, lens)| self.needs_writing(repo, *i, ids, lens))
-            .collect();
-        crate::interrupt::check()?;
-        for ((i, content, lens), write) in located.into_iter().zip(write) {
-            if !write {
-                continue;
-            }
-            let mut off = 0;
-            for (id, len) in content.iter().zip(lens) {
-                let u = uses.get_mut(id).expect("located above");
-                u.targets.push((i as u32, off));
-                off += len;
-            }
-            self.remaining[i].store(content.len() as u32, Ordering::SeqCst);
-        }
-        Ok(uses)
+        Ok(located)
     }
 
     /// Whether file `i` is to be written: else it is in place already (its
@@ -381,9 +405,13 @@ impl<'a> Files<'a> {
             None => {
                 let f = &self.plan[i];
                 dirfd::cname(&f.name)?;
-                let (file, name, id) = dirfd::create_temp(dir, &f.name)?;
-                *slot = Some(Temp { name, id });
+                let mode = meta::creation_mode(&f.meta);
+                let (file, name, made) = dirfd::create_temp(dir, &f.name, mode)?;
+                let id = dirfd::ident(&made);
+                *slot = Some(Temp { name, id, made });
                 self.state[i].store(TEMP, Ordering::SeqCst);
+                // At full length: one hole, where the zero chunks (never
+                // written) stay.
                 file.set_len(f.size)?;
                 file
             }
@@ -405,15 +433,61 @@ impl<'a> Files<'a> {
         };
         self.progress
             .item_started(|| self.path(i).display().to_string());
+        let size = self.plan[i].size;
+        if off == 0 && data.len() as u64 == size {
+            // Its one chunk: made, written and named here at once.
+            if let Some(r) = self.write_whole(i, dir.as_fd(), data) {
+                match r {
+                    Ok(()) => self.progress.bytes_done(data.len() as u64),
+                    Err(why) => self.fail(i, LOCAL, why),
+                }
+                return;
+            }
+        }
         let written = self
             .handle(i, dir.as_fd())
-            .and_then(|f| write_skipping_zeros(&f, data, off))
+            .and_then(|f| write_skipping_zeros(&f, data, off, size))
             .map_err(|e| format!("cannot write it: {e}"))
             .and_then(|()| after_write().map_err(|e| e.to_string()));
         match written {
             Ok(()) => self.progress.bytes_done(data.len() as u64),
             Err(why) => self.fail(i, LOCAL, why),
         }
+    }
+
+    /// Restores file `i` of one chunk, `data`: made without a name, written,
+    /// given its metadata and only then named, so that nothing is ever
+    /// under a temporary name (`None`: the file system cannot; a named
+    /// temporary file is made instead).
+    fn write_whole(
+        &self,
+        i: usize,
+        dir: BorrowedFd<'_>,
+        data: &[u8],
+    ) -> Option<Result<(), String>> {
+        let f = &self.plan[i];
+        let made = dirfd::create_unnamed(dir, meta::creation_mode(&f.meta)).transpose()?;
+        let written = made
+            .map_err(|e| format!("cannot write it: {e}"))
+            .and_then(|(file, st)| {
+                write_skipping_zeros(&file, data, 0, f.size)
+                    .map_err(|e| format!("cannot write it: {e}"))?;
+                after_write().map_err(|e| e.to_string())?;
+                meta::set_differing(file.as_fd(), &f.meta, &st, true).map_err(|e| e.to_string())?;
+                dirfd::cname(&f.name)
+                    .and_then(|name| dirfd::link_unnamed(file.as_fd(), dir, &name, &f.name))
+                    .map_err(|e| {
+                        if dirfd::is_dir_in_the_way(&e) {
+                            "a directory is in its place in the target: move it away".to_string()
+                        } else {
+                            e.to_string()
+                        }
+                    })?;
+                let _ = self.ids[i].set(dirfd::ident(&st));
+                self.state[i].store(DONE, Ordering::SeqCst);
+                Ok(())
+            });
+        Some(written)
     }
 
     /// A chunk of file `i` cannot be had (damaged data, a storage error).
@@ -433,6 +507,9 @@ impl<'a> Files<'a> {
     /// removes its temporary name if it failed.
     fn finish(&self, i: usize) {
         let f = &self.plan[i];
+        if self.state[i].load(Ordering::SeqCst) == DONE {
+            return self.placed(i); // written whole (`write_whole`)
+        }
         let Ok(dir) = self.dirs.get(f.dir) else {
             self.open.remove(i as u32);
             return;
@@ -440,12 +517,12 @@ impl<'a> Files<'a> {
         let dir = dir.as_fd();
         if self.failed[i].load(Ordering::SeqCst) == OK {
             let placed = self.handle(i, dir).and_then(|file| {
-                meta::set_all(file.as_fd(), &f.meta)?;
+                let slot = self.temps[i].lock().unwrap();
+                let t = slot.as_ref().expect("made by handle");
+                meta::set_differing(file.as_fd(), &f.meta, &t.made, true)?;
                 self.open.remove(i as u32);
                 drop(file);
-                let slot = self.temps[i].lock().unwrap();
-                let tmp = &slot.as_ref().expect("made by handle").name;
-                dirfd::rename(dir, tmp, &dirfd::cname(&f.name)?)
+                dirfd::rename(dir, &t.name, &dirfd::cname(&f.name)?)
             });
             match placed {
                 Ok(()) => {
@@ -453,12 +530,7 @@ impl<'a> Files<'a> {
                         let _ = self.ids[i].set(t.id);
                     }
                     self.state[i].store(DONE, Ordering::SeqCst);
-                    self.files.fetch_add(1, Ordering::SeqCst);
-                    self.bytes.fetch_add(f.size, Ordering::SeqCst);
-                    self.progress.file_done();
-                    self.progress
-                        .verbose(1, || format!("restored {}", self.path(i).display()));
-                    return;
+                    return self.placed(i);
                 }
                 Err(e) if dirfd::is_dir_in_the_way(&e) => self.fail(
                     i,
@@ -479,6 +551,17 @@ impl<'a> Files<'a> {
         if self.failed[i].load(Ordering::SeqCst) == DAMAGE {
             self.clear_name(i, dir);
         }
+    }
+}
+
+impl Files<'_> {
+    /// File `i` is in place: counted and reported.
+    fn placed(&self, i: usize) {
+        self.files.fetch_add(1, Ordering::SeqCst);
+        self.bytes.fetch_add(self.plan[i].size, Ordering::SeqCst);
+        self.progress.file_done();
+        self.progress
+            .verbose(1, || format!("restored {}", self.path(i).display()));
     }
 }
 
@@ -503,12 +586,14 @@ fn after_write() -> Result<()> {
     Ok(())
 }
 
-/// Writes `data` at `off`, leaving out the file-system blocks (4 KiB,
-/// aligned to the file) that are all zero: the file was created at full
-/// length as one hole, so they read back as zeros and stay unallocated.
-/// Skipping only whole zero chunks would allocate the zeros around the data
-/// of a sparse file (a chunk is up to `max` bytes).
-fn write_skipping_zeros(f: &File, data: &[u8], off: u64) -> io::Result<()> {
+/// Writes `data` at `off` of a file of `size` bytes, leaving out the
+/// file-system blocks (4 KiB, aligned to the file) that are all zero: they
+/// stay holes, unallocated, and read back as zeros. A file written whole
+/// (`write_whole`) was made empty: the write extends it, or, if its end is
+/// left out, sets its length. Skipping only whole zero chunks would
+/// allocate the zeros around the data of a sparse file (a chunk is up to
+/// `max` bytes).
+fn write_skipping_zeros(f: &File, data: &[u8], off: u64, size: u64) -> io::Result<()> {
     const BLOCK: u64 = 4096;
     let mut pos = 0usize;
     let mut run: Option<usize> = None;
@@ -526,8 +611,9 @@ fn write_skipping_zeros(f: &File, data: &[u8], off: u64) -> io::Result<()> {
         }
         pos = end;
     }
-    if let Some(start) = run {
-        f.write_all_at(&data[start..], off + start as u64)?;
+    match run {
+        Some(start) => f.write_all_at(&data[start..], off + start as u64),
+        None if off + data.len() as u64 == size => f.set_len(size),
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -59,6 +59,58 @@ pub fn is_root() -> bool {
     *ROOT.get_or_init(|| rustix::process::geteuid().is_root())
 }
 
+/// The permission bits to create a file with: its own when no change of
+/// owner will follow (the file is then never more open than it ends up),
+/// else 0600 until its owner is set; always writable by its creator (a
+/// file restore opens again), and before the umask.
+pub fn creation_mode(m: &Meta) -> u32 {
+    static ME: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    let (uid, gid) = *ME.get_or_init(|| {
+        let (u, g) = (rustix::process::geteuid(), rustix::process::getegid());
+        (u.as_raw(), g.as_raw())
+    });
+    let mine = |want: u32, have: u32| want == u32::MAX || want == have;
+    let unchanged_owner = !is_root() || (mine(m.uid, uid) && mine(m.gid, gid));
+    if unchanged_owner {
+        (m.mode & 0o777) | 0o600
+    } else {
+        0o600
+    }
+}
+
+/// Sets on the open file `fd`, whose status was `st`, what of `m` differs
+/// from it: owner (as root), xattrs, mode, times, in the order of
+/// [`set_all`]. Extended attributes the file has and the snapshot has not
+/// are left. `fresh`: restore just made the file (it has no xattrs, and
+/// its writes since `st` changed its times).
+#[allow(clippy::unnecessary_cast)] // st_mode is not u32 everywhere
+pub fn set_differing(
+    fd: BorrowedFd<'_>,
+    m: &Meta,
+    st: &rustix::fs::Stat,
+    fresh: bool,
+) -> std::io::Result<()> {
+    let mut mode_wrong = (st.st_mode as u32 & 0o7777) != (m.mode & 0o7777);
+    let owner = |want: u32, have: u32| want != u32::MAX && want != have;
+    if is_root() && (owner(m.uid, st.st_uid) || owner(m.gid, st.st_gid)) {
+        dirfd::chown(fd, m.uid, m.gid)?;
+        mode_wrong = true; // a change of owner clears set-id bits
+    }
+    for (k, v) in &m.xattrs {
+        if fresh || !dirfd::xattr_is(fd, k, v) {
+            // As at backup: an xattr this file system refuses is not fatal.
+            let _ = dirfd::set_xattr(fd, k, v);
+        }
+    }
+    if mode_wrong {
+        dirfd::chmod(fd, m.mode)?;
+    }
+    if fresh || dirfd::mtime_ns(st) != m.mtime_ns {
+        dirfd::set_times(fd, m.mtime_ns)?;
+    }
+    Ok(())
+}
+
 /// Sets owner (as root), xattrs, mode and times of an open file, as
 /// [`apply_fd`], with the bare I/O error.
 pub fn set_all(fd: BorrowedFd<'_>, n: &Meta) -> std::io::Result<()> {
