@@ -40,6 +40,8 @@ struct Dir {
     name: CString,
     /// The inode made (None if it could not be made).
     id: Option<Ident>,
+    /// This restore made it (it was not there): nothing in it is kept.
+    made: bool,
     failed: AtomicBool,
     meta: Meta,
 }
@@ -48,6 +50,8 @@ struct Dir {
 pub struct Dirs<'a> {
     target: PathBuf,
     root: Arc<OwnedFd>,
+    /// This restore made the target.
+    target_made: bool,
     live: HashMap<u32, Dir>,
     open: FdCache<Arc<OwnedFd>>,
     problems: &'a Problems,
@@ -74,10 +78,11 @@ pub fn extras(
 
 impl<'a> Dirs<'a> {
     /// The directories below the open target `root` (at `target`).
-    pub fn new(target: PathBuf, root: OwnedFd, problems: &'a Problems) -> Self {
+    pub fn new(target: PathBuf, root: OwnedFd, target_made: bool, problems: &'a Problems) -> Self {
         Dirs {
             target,
             root: Arc::new(root),
+            target_made,
             live: HashMap::new(),
             open: FdCache::new(OPEN_DIRS),
             problems,
@@ -190,6 +195,7 @@ impl<'a> Dirs<'a> {
             parent,
             name: name.as_ref().cloned().unwrap_or_default(),
             id: None,
+            made: false,
             failed: AtomicBool::new(false),
             meta: Meta::take(&mut node),
         };
@@ -242,7 +248,9 @@ impl<'a> Dirs<'a> {
                 )),
             }
         }
-        self.live.get_mut(&id).expect("inserted above").id = Some(ident);
+        let d = self.live.get_mut(&id).expect("inserted above");
+        d.id = Some(ident);
+        d.made = created;
         self.open.put(id, Arc::new(fd));
         stale
     }
@@ -251,6 +259,16 @@ impl<'a> Dirs<'a> {
     /// of a directory opens it again and checks it.
     pub fn forget_open(&self) {
         self.open.clear();
+    }
+
+    /// Whether this restore made directory `i` (empty then, and private to
+    /// the user restoring until its metadata is set): no name in it needs
+    /// looking at before it is written.
+    pub fn made_here(&self, i: u32) -> bool {
+        if i == TARGET {
+            return self.target_made;
+        }
+        self.live.get(&i).is_some_and(|d| d.made)
     }
 
     /// A descriptor of directory `i`, or [`Reported`] if it (or one above

@@ -334,8 +334,8 @@ impl<'a> Files<'a> {
     /// metadata set here) or kept by `--overwrite`.
     fn needs_writing(&self, repo: &Repository, i: usize, ids: &[BlobId], lens: &[u64]) -> bool {
         let f = &self.plan[i];
-        if self.mode == Overwrite::Always {
-            return true;
+        if self.mode == Overwrite::Always || self.dirs.made_here(f.dir) {
+            return true; // nothing there to keep, or nothing there
         }
         let (Ok(dir), Ok(name)) = (self.dirs.get(f.dir), dirfd::cname(&f.name)) else {
             return true; // the write reports it

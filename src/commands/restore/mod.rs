@@ -295,7 +295,7 @@ pub fn run(
     let problems = Problems::default();
     let limits = window::Limits::get();
     let (root_fd, existed) = dirfd::open_target(&target).map_err(|e| target_error(&target, e))?;
-    let mut dirs = dirs::Dirs::new(target.clone(), root_fd, &problems);
+    let mut dirs = dirs::Dirs::new(target.clone(), root_fd, !existed, &problems);
     if opts.delete {
         dirs.delete_extras(walk.filter());
     }
