@@ -346,8 +346,8 @@ impl<'a> Archiver<'a> {
         // A stop point per entry, also where nothing is stored (unchanged
         // files, empty directories).
         crate::interrupt::check()?;
-        let m = match std::fs::symlink_metadata(path) {
-            Ok(m) => m,
+        let (itself, flags) = match meta::lstat_node(path, name, &self.owners) {
+            Ok(x) => x,
             Err(e) => {
                 self.warn(format!("{}: vanished or unreadable: {e}", path.display()));
                 return Ok(None);
@@ -356,7 +356,7 @@ impl<'a> Archiver<'a> {
         let explicit = at.is_some_and(|p| p.source);
         let follow = explicit
             && at.is_some_and(|p| p.follow)
-            && m.file_type().is_symlink()
+            && itself.kind == NodeKind::Symlink
             && std::fs::metadata(path).is_ok_and(|t| t.is_dir());
         let mut node = if follow {
             // `link/` given as a source: the directory the link points to.
@@ -368,13 +368,13 @@ impl<'a> Archiver<'a> {
                 }
             }
         } else {
-            meta::node_from_metadata(path, name, &m, &self.owners)
+            itself
         };
         // A source given explicitly is its own root for --one-file-system
         // (`create / /boot --one-file-system` stores /boot too).
         let root_dev = if explicit { node.dev } else { root_dev };
         if matches!(node.kind, NodeKind::File | NodeKind::Dir) {
-            if let Some(flags) = meta::unstored_flags(path) {
+            if let Some(flags) = flags {
                 self.notice(format!(
                     "{}: is {flags}; snap does not store this flag, and restore will not set it",
                     path.display()

@@ -40,6 +40,39 @@ impl OwnerNames {
     }
 }
 
+/// What a node keeps of an inode's status (`lstat` or `stat`).
+struct Status {
+    kind: NodeKind,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+    dev: u64,
+    nlink: u64,
+    size: u64,
+    rdev: u64,
+}
+
+impl From<&Metadata> for Status {
+    fn from(m: &Metadata) -> Status {
+        Status {
+            kind: kind_of(m),
+            mode: m.mode(),
+            uid: m.uid(),
+            gid: m.gid(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            ino: m.ino(),
+            dev: m.dev(),
+            nlink: m.nlink(),
+            size: m.len(),
+            rdev: m.rdev(),
+        }
+    }
+}
+
 /// The node kind of a file type.
 pub fn kind_of(m: &Metadata) -> NodeKind {
     let ft = m.file_type();
@@ -63,9 +96,77 @@ pub fn kind_of(m: &Metadata) -> NodeKind {
 /// A node carrying `m`'s metadata (content, subtree, target left empty);
 /// `m` is the `lstat` of `path` and xattrs are those of `path` itself.
 pub fn node_from_metadata(path: &Path, name: &[u8], m: &Metadata, owners: &OwnerNames) -> Node {
-    let mut n = node_of(name, m, owners);
+    let mut n = node_of(name, &Status::from(m), owners);
     n.xattrs = read_xattrs(path, false);
     n
+}
+
+/// The node of `path` itself (its `lstat` and xattrs, as
+/// [`node_from_metadata`]), and the inode flags it has that snap does not
+/// store (immutable, append-only): one `statx` for both, no open (also
+/// for files taken over unread from the parent).
+pub fn lstat_node(
+    path: &Path,
+    name: &[u8],
+    owners: &OwnerNames,
+) -> std::io::Result<(Node, Option<&'static str>)> {
+    let (st, flags) = match statx(path) {
+        Ok(x) => x,
+        // A kernel (or sandbox) without statx.
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            (Status::from(&std::fs::symlink_metadata(path)?), None)
+        }
+        Err(e) => return Err(e),
+    };
+    let mut n = node_of(name, &st, owners);
+    n.xattrs = read_xattrs(path, false);
+    Ok((n, flags))
+}
+
+/// `lstat` by `statx`, with the flags of [`flag_words`].
+fn statx(path: &Path) -> std::io::Result<(Status, Option<&'static str>)> {
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a NUL-terminated path, st a writable statx buffer.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_BASIC_STATS,
+            &mut st,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mode = st.stx_mode as u32;
+    let kind = match mode & libc::S_IFMT {
+        libc::S_IFDIR => NodeKind::Dir,
+        libc::S_IFLNK => NodeKind::Symlink,
+        libc::S_IFIFO => NodeKind::Fifo,
+        libc::S_IFCHR => NodeKind::CharDevice,
+        libc::S_IFBLK => NodeKind::BlockDevice,
+        libc::S_IFSOCK => NodeKind::Socket,
+        _ => NodeKind::File,
+    };
+    let ns = |t: libc::statx_timestamp| t.tv_sec * 1_000_000_000 + t.tv_nsec as i64;
+    let status = Status {
+        kind,
+        mode,
+        uid: st.stx_uid,
+        gid: st.stx_gid,
+        mtime_ns: ns(st.stx_mtime),
+        ctime_ns: ns(st.stx_ctime),
+        ino: st.stx_ino,
+        dev: libc::makedev(st.stx_dev_major, st.stx_dev_minor),
+        nlink: st.stx_nlink as u64,
+        size: st.stx_size,
+        rdev: libc::makedev(st.stx_rdev_major, st.stx_rdev_minor),
+    };
+    Ok((status, flag_words(&st)))
 }
 
 /// A node for what `path` resolves to (its `stat`, and the xattrs of the
@@ -73,27 +174,27 @@ pub fn node_from_metadata(path: &Path, name: &[u8], m: &Metadata, owners: &Owner
 /// path (`/srv/link/data`), whose node must be the directory, not the link.
 pub fn node_resolved(path: &Path, name: &[u8], owners: &OwnerNames) -> std::io::Result<Node> {
     let m = std::fs::metadata(path)?;
-    let mut n = node_of(name, &m, owners);
+    let mut n = node_of(name, &Status::from(&m), owners);
     n.xattrs = read_xattrs(path, true);
     Ok(n)
 }
 
-fn node_of(name: &[u8], m: &Metadata, owners: &OwnerNames) -> Node {
-    let kind = kind_of(m);
+fn node_of(name: &[u8], m: &Status, owners: &OwnerNames) -> Node {
+    let kind = m.kind;
     let mut n = Node::new(name.to_vec(), kind);
-    n.mode = m.mode() & 0o7777;
-    n.uid = m.uid();
-    n.gid = m.gid();
+    n.mode = m.mode & 0o7777;
+    n.uid = m.uid;
+    n.gid = m.gid;
     n.user = owners.user(n.uid);
     n.group = owners.group(n.gid);
-    n.mtime_ns = m.mtime() * 1_000_000_000 + m.mtime_nsec();
-    n.ctime_ns = m.ctime() * 1_000_000_000 + m.ctime_nsec();
-    n.inode = m.ino();
-    n.dev = m.dev();
-    n.nlink = m.nlink();
-    n.size = if kind == NodeKind::File { m.len() } else { 0 };
+    n.mtime_ns = m.mtime_ns;
+    n.ctime_ns = m.ctime_ns;
+    n.inode = m.ino;
+    n.dev = m.dev;
+    n.nlink = m.nlink;
+    n.size = if kind == NodeKind::File { m.size } else { 0 };
     n.rdev = if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) {
-        m.rdev()
+        m.rdev
     } else {
         0
     };
@@ -136,27 +237,10 @@ pub fn unchanged(now: &Node, before: &Node) -> bool {
         && before.origin.is_none()
 }
 
-/// The inode flags of `path` itself that snap does not store, as words for
-/// a warning: immutable (`chattr +i`) and append-only (`chattr +a`).
-/// `None` when it has neither, or the file system cannot tell. Read with
-/// `statx` (no open: also for files taken over unread from the parent).
-pub fn unstored_flags(path: &Path) -> Option<&'static str> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statx is plain old data; all-zero is a valid value.
-    let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a NUL-terminated path, st a writable statx buffer.
-    let r = unsafe {
-        libc::statx(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC,
-            libc::STATX_TYPE,
-            &mut st,
-        )
-    };
-    if r != 0 {
-        return None;
-    }
+/// The inode flags in a `statx` result that snap does not store, as words
+/// for a notice: immutable (`chattr +i`) and append-only (`chattr +a`).
+/// `None` when it has neither, or the file system cannot tell.
+fn flag_words(st: &libc::statx) -> Option<&'static str> {
     let has = |attr: libc::c_int| st.stx_attributes & st.stx_attributes_mask & attr as u64 != 0;
     match (
         has(libc::STATX_ATTR_IMMUTABLE),
