@@ -1,10 +1,10 @@
 //! Saving blobs in parallel: callers hash and deduplicate, worker threads
 //! compress, encrypt and append to packs; a full pack goes to the publisher
 //! thread, which finishes it (header, fsync), stores and indexes it, so that
-//! the workers compress on while a pack is made durable. Memory is bounded by the queue length times the chunk size,
-//! plus the ids of the blobs queued and not yet indexed (at most the open
-//! packs' worth), plus 8 bytes per indexed blob once the prefix filter is
-//! loaded.
+//! the workers compress on while a pack is made durable. Memory is bounded
+//! by the queue length times the chunk size, plus the ids of the blobs
+//! queued and not yet indexed (at most the open packs' worth), plus 8 bytes
+//! per indexed blob once the prefix filter is loaded.
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
@@ -140,12 +140,14 @@ fn prefix(id: &BlobId) -> u64 {
 }
 
 impl Shared {
-    /// The open pack of a kind. A worker that panicked while holding it
-    /// failed the run; the pack is then only ever abandoned.
+    /// What the run knows for deduplication (a panic while it was held
+    /// failed the run).
     fn dedup(&self) -> MutexGuard<'_, Dedup> {
         self.dedup.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The open pack of a kind. A worker that panicked while holding it
+    /// failed the run; the pack is then only ever abandoned.
     fn slot(&self, kind: BlobKind) -> MutexGuard<'_, Option<OpenPack>> {
         self.open[kind.code() as usize]
             .lock()
