@@ -48,7 +48,7 @@ fn stages(c: &mut Criterion) {
         let mut ch = Chunker::new(ChunkerParams::DEFAULT, key.chunker_seed());
         b.iter(|| {
             let mut n = 0usize;
-            ch.chunk_reader(&mut &data[..], |c| -> Result<(), ()> {
+            ch.chunk_reader(&mut &data[..], data.len() as u64, |c| -> Result<(), ()> {
                 n += c.len();
                 Ok(())
             })
@@ -86,7 +86,7 @@ fn stages(c: &mut Criterion) {
         let mut ch = Chunker::new(ChunkerParams::DEFAULT, key.chunker_seed());
         b.iter(|| {
             let mut n = 0usize;
-            ch.chunk_reader(&mut &data[..], |c| -> Result<(), ()> {
+            ch.chunk_reader(&mut &data[..], data.len() as u64, |c| -> Result<(), ()> {
                 let id = key.blob_id(c);
                 let (_, stored) = compress::compress(c, 1);
                 n += cipher.seal_blob(0, &id, &stored).len();

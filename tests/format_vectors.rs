@@ -207,7 +207,7 @@ fn chunk_lengths(data: &[u8], seed: u64) -> Vec<usize> {
     let mut ch = Chunker::new(ChunkerParams::DEFAULT, seed);
     let mut lens = Vec::new();
     let mut r = data;
-    ch.chunk_reader(&mut r, |c| -> Result<(), ()> {
+    ch.chunk_reader(&mut r, data.len() as u64, |c| -> Result<(), ()> {
         lens.push(c.len());
         Ok(())
     })

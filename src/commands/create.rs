@@ -178,11 +178,12 @@ impl<'a> Archiver<'a> {
         self.counters.total_bytes.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Chunks and stores everything `r` yields; returns the chunk ids and
-    /// the byte count.
+    /// Chunks and stores everything `r` yields (about `size_hint` bytes,
+    /// `u64::MAX` when not known); returns the chunk ids and the byte count.
     pub(crate) fn store_stream(
         &self,
         r: &mut dyn std::io::Read,
+        size_hint: u64,
     ) -> Result<std::result::Result<(Vec<BlobId>, u64), std::io::Error>> {
         let params = self.repo().config().chunker;
         let seed = self.repo().key().chunker_seed();
@@ -190,7 +191,7 @@ impl<'a> Archiver<'a> {
             let mut slot = cell.borrow_mut();
             let ch = slot.get_or_insert_with(|| Chunker::new(params, seed));
             let mut ids = Vec::new();
-            let res = ch.chunk_reader(r, |chunk| -> Result<()> {
+            let res = ch.chunk_reader(r, size_hint, |chunk| -> Result<()> {
                 let (id, _) = self.saver.save(BlobKind::Data, chunk)?;
                 self.progress.bytes_done(chunk.len() as u64);
                 ids.push(id);
@@ -267,7 +268,7 @@ impl<'a> Archiver<'a> {
                 return Ok(None);
             }
         };
-        let (ids, n) = match self.store_stream(&mut f)? {
+        let (ids, n) = match self.store_stream(&mut f, node.size)? {
             Ok(x) => x,
             Err(e) => {
                 self.warn(format!("{}: read failed: {e}", path.display()));

@@ -455,7 +455,8 @@ impl<'a> Differ<'a> {
             .chunker
             .get_or_insert_with(|| Chunker::new(repo.config().chunker, repo.key().chunker_seed()));
         let mut i = 0usize;
-        let r = ch.chunk_reader(&mut f as &mut dyn Read, |chunk| {
+        let size = f.metadata().map_or(u64::MAX, |m| m.len());
+        let r = ch.chunk_reader(&mut f as &mut dyn Read, size, |chunk| {
             if ids.get(i) != Some(&repo.key().blob_id(chunk)) {
                 return Err(());
             }

@@ -335,7 +335,7 @@ fn run_command(
     let err_reader = std::thread::spawn(move || read_tail(stderr));
     let dog = Watchdog::start(pid, s.timeout);
     let mut stdout = child.stdout.take().expect("piped");
-    let stored = arch.store_stream(&mut stdout);
+    let stored = arch.store_stream(&mut stdout, u64::MAX);
     drop(stdout);
     if !matches!(stored, Ok(Ok(_))) {
         dog.kill_now(pid);
@@ -391,7 +391,7 @@ fn archive_one(arch: &Archiver<'_>, s: &StreamSource) -> Result<Node> {
     let (ids, n) = match &s.input {
         StreamInput::Stdin => {
             let mut stdin = std::io::stdin().lock();
-            arch.store_stream(&mut stdin)?.map_err(|e| {
+            arch.store_stream(&mut stdin, u64::MAX)?.map_err(|e| {
                 Error::Command(format!(
                     "stream {}: reading stdin failed: {e}; no snapshot saved",
                     s.name

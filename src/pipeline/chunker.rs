@@ -12,6 +12,9 @@ use fastcdc::v2020::{FastCDC, Normalization};
 
 use crate::format::config::ChunkerParams;
 
+/// A buffer larger than this is given back once its stream is read.
+pub const KEEP_BUFFER: usize = 1 << 20;
+
 /// Splits a byte stream into chunks, reusing one buffer.
 pub struct Chunker {
     params: ChunkerParams,
@@ -40,32 +43,48 @@ impl Chunker {
     }
 
     /// Reads `r` to its end, calling `emit` with each chunk in order.
-    /// Returns the number of bytes read.
+    /// Returns the number of bytes read. `size_hint` is how large the
+    /// stream is expected to be (a file's size; `u64::MAX` when unknown):
+    /// the buffer is sized by it, so a walker reading a small file holds
+    /// a small buffer, and one left larger than [`KEEP_BUFFER`] by a large
+    /// file is given back when it is read.
     pub fn chunk_reader<R: Read + ?Sized, E>(
         &mut self,
         r: &mut R,
+        size_hint: u64,
         mut emit: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<Result<u64, E>, io::Error> {
+        let res = self.chunk_all(r, size_hint, &mut emit);
+        if self.buf.capacity() > KEEP_BUFFER {
+            self.buf = Vec::new();
+        }
+        res
+    }
+
+    fn chunk_all<R: Read + ?Sized, E>(
+        &mut self,
+        r: &mut R,
+        size_hint: u64,
+        emit: &mut impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<Result<u64, E>, io::Error> {
         let max = self.params.max as usize;
         let cap = (2 * max).max(8 << 20);
-        if self.buf.len() < cap {
-            self.buf.resize(cap, 0);
-        }
-        let mut filled = 0usize;
+        self.buf.clear();
         let mut total = 0u64;
         let mut eof = false;
         loop {
-            while !eof && filled < cap {
-                match r.read(&mut self.buf[filled..cap]) {
-                    Ok(0) => eof = true,
-                    Ok(n) => {
-                        filled += n;
-                        total += n as u64;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
+            if !eof && self.buf.len() < cap {
+                let room = cap - self.buf.len();
+                // Room for what is expected (and one byte more, so that
+                // the end is seen by the same fill), the rest on demand.
+                let expected = size_hint.saturating_sub(total).saturating_add(1);
+                self.buf
+                    .reserve(room.min(expected.try_into().unwrap_or(room)));
+                let n = r.take(room as u64).read_to_end(&mut self.buf)?;
+                total += n as u64;
+                eof = n < room;
             }
+            let filled = self.buf.len();
             if filled == 0 {
                 return Ok(Ok(total));
             }
@@ -92,8 +111,7 @@ impl Chunker {
             if eof && start == filled {
                 return Ok(Ok(total));
             }
-            self.buf.copy_within(start..filled, 0);
-            filled -= start;
+            self.buf.drain(..start);
         }
     }
 }
@@ -137,20 +155,25 @@ mod tests {
                 Ok(n)
             }
         }
+        // The size hint sizes the buffer only: right, too small (the
+        // buffer grows) or unknown, the boundaries are the same.
         let mut ch = Chunker::new(p, 42);
-        let mut got = Vec::new();
-        let mut joined = Vec::new();
-        let n = ch
-            .chunk_reader(&mut Trickle(&data), |c| -> Result<(), ()> {
-                got.push(c.len());
-                joined.extend_from_slice(c);
-                Ok(())
-            })
-            .unwrap()
-            .unwrap();
-        assert_eq!(n as usize, data.len());
-        assert_eq!(joined, data);
-        assert_eq!(got, whole);
+        for hint in [data.len() as u64, 0, 100_000, u64::MAX] {
+            let mut got = Vec::new();
+            let mut joined = Vec::new();
+            let n = ch
+                .chunk_reader(&mut Trickle(&data), hint, |c| -> Result<(), ()> {
+                    got.push(c.len());
+                    joined.extend_from_slice(c);
+                    Ok(())
+                })
+                .unwrap()
+                .unwrap();
+            assert_eq!(n as usize, data.len(), "hint {hint}");
+            assert_eq!(joined, data, "hint {hint}");
+            assert_eq!(got, whole, "hint {hint}");
+            assert!(ch.buf.capacity() <= KEEP_BUFFER, "hint {hint}");
+        }
     }
 
     #[test]
