@@ -245,6 +245,82 @@ fn a_restore_killed_while_writing_small_files_leaves_no_temporary_name() {
     assert_eq!(temps(&to), Vec::<PathBuf>::new());
 }
 
+// Where unnamed files cannot be made (a file system without O_TMPFILE, no
+// /proc), files of one chunk take the named temporary file's path; where
+// the kernel refuses to link a descriptor (before Linux 6.10, without
+// CAP_DAC_READ_SEARCH), unnamed files are linked through /proc. Both are
+// forced here (`SNAP_TEST_RESTORE_FILES`, failpoints builds only): the
+// restored tree is the source's, and a kill while writing leaves, on the
+// named path only, a temporary name that the next restore removes (which
+// shows that path was taken).
+#[test]
+fn without_unnamed_files_or_linking_by_descriptor_the_restore_is_the_same() {
+    let env = Env::new();
+    let src = env.path("src");
+    for i in 0..40 {
+        let d = src.join(format!("d{}", i % 4));
+        fs::create_dir_all(&d).unwrap();
+        fs::write(
+            d.join(format!("f{i}.txt")),
+            format!("file {i}\n").repeat(i + 1),
+        )
+        .unwrap();
+        chmod(&d.join(format!("f{i}.txt")), 0o600 + (i as u32 % 8) * 0o10);
+    }
+    env.create(&[&src], &[]);
+    for how in ["named", "proc"] {
+        let to = env.path(&format!("r-{how}"));
+        let out = restore_cmd(&env, &to)
+            .env("SNAP_TEST_RESTORE_FILES", how)
+            .env("SNAP_FAILPOINTS", "restore.after_write=20*abort")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGKILL),
+            "{how}: {}",
+            stderr(&out)
+        );
+        let got = restored(&to, &src);
+        let n = assert_no_partial_file(&src, &got);
+        assert!(n < 40, "{how}: killed at the 20th file, {n} files in place");
+        let left = temps(&to);
+        match how {
+            "named" => assert_eq!(left.len(), 1, "{how}: the file being written: {left:?}"),
+            _ => assert_eq!(left, Vec::<PathBuf>::new(), "{how}"),
+        }
+        let mut again = env.cmd();
+        again
+            .env("SNAP_TEST_RESTORE_FILES", how)
+            .args(["--json", "restore", "latest", "--to"])
+            .arg(&to);
+        let out = again.output().unwrap();
+        assert_success(&out, &format!("{how}: second restore"));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            num(&report, "stale_temps_removed"),
+            left.len() as u64,
+            "{how}: {report}"
+        );
+        assert_same_tree(&src, &got);
+        // Over changed files: replaced (the name taken: linked or made
+        // under a temporary name, then renamed over it).
+        for i in (0..40).step_by(3) {
+            fs::write(got.join(format!("d{}/f{i}.txt", i % 4)), b"changed since").unwrap();
+        }
+        let out = env
+            .cmd()
+            .env("SNAP_TEST_RESTORE_FILES", how)
+            .args(["restore", "latest", "--overwrite", "always", "--to"])
+            .arg(&to)
+            .output()
+            .unwrap();
+        assert_success(&out, &format!("{how}: restore over changed files"));
+        assert_same_tree(&src, &got);
+        assert_eq!(temps(&to), Vec::<PathBuf>::new(), "{how}");
+    }
+}
+
 /// Waits until `path` exists, or panics if the process ended first.
 fn await_file(path: &Path, child: &mut std::process::Child) {
     let deadline = Instant::now() + Duration::from_secs(60);

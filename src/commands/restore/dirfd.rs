@@ -331,6 +331,7 @@ static UNNAMED_FILES: AtomicBool = AtomicBool::new(true);
 /// process dies it is gone with it. `None` where the file system cannot
 /// (the caller then makes a named temporary file).
 pub fn create_unnamed(dir: BorrowedFd<'_>, mode: u32) -> io::Result<Option<(File, rfs::Stat)>> {
+    test_fallbacks();
     // Named through /proc (`link_unnamed`): without it, not at all.
     static PROC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     if !UNNAMED_FILES.load(Ordering::Relaxed)
@@ -354,6 +355,28 @@ pub fn create_unnamed(dir: BorrowedFd<'_>, mode: u32) -> io::Result<Option<(File
     }
 }
 
+/// Whether `linkat(AT_EMPTY_PATH)` may name an unnamed file (until it is
+/// refused once).
+static LINK_BY_DESCRIPTOR: AtomicBool = AtomicBool::new(true);
+
+/// With the `failpoints` feature, `SNAP_TEST_RESTORE_FILES` makes a test
+/// take the paths of the kernels and file systems this one is not:
+/// `named` (no unnamed files: a temporary name each), `proc` (no linking
+/// by descriptor: through /proc).
+fn test_fallbacks() {
+    #[cfg(feature = "failpoints")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(
+            || match std::env::var("SNAP_TEST_RESTORE_FILES").as_deref() {
+                Ok("named") => UNNAMED_FILES.store(false, Ordering::Relaxed),
+                Ok("proc") => LINK_BY_DESCRIPTOR.store(false, Ordering::Relaxed),
+                _ => {}
+            },
+        );
+    }
+}
+
 /// Gives the unnamed file `fd` ([`create_unnamed`]) the name `name` in
 /// `dir`: linked there, or, when a non-directory is there, linked under a
 /// temporary name for `base` and renamed over it (one atomic replace).
@@ -363,10 +386,21 @@ pub fn link_unnamed(
     name: &CStr,
     base: &[u8],
 ) -> io::Result<()> {
-    // Through /proc: linking a descriptor by AT_EMPTY_PATH needs a
-    // capability that a restore as a user lacks.
-    let from = proc_path(fd);
-    let link = |to: &CStr| rfs::linkat(rfs::CWD, from.as_str(), dir, to, AtFlags::SYMLINK_FOLLOW);
+    // By the descriptor itself where the kernel lets this process (Linux
+    // 6.10 and later for a file it opened; before, only with
+    // CAP_DAC_READ_SEARCH), else through /proc (one path walk more).
+    let link = |to: &CStr| {
+        if LINK_BY_DESCRIPTOR.load(Ordering::Relaxed) {
+            match rfs::linkat(fd, c"", dir, to, AtFlags::EMPTY_PATH) {
+                Err(Errno::NOENT | Errno::PERM | Errno::INVAL) => {
+                    LINK_BY_DESCRIPTOR.store(false, Ordering::Relaxed)
+                }
+                done => return done,
+            }
+        }
+        let from = proc_path(fd);
+        rfs::linkat(rfs::CWD, from.as_str(), dir, to, AtFlags::SYMLINK_FOLLOW)
+    };
     match link(name) {
         Ok(()) => Ok(()),
         Err(Errno::EXIST) => {
