@@ -116,7 +116,11 @@ fn read_span(repo: &Repository, files: &Files<'_>, pack: &PackId, blobs: &[BlobU
             return;
         }
     };
-    for b in blobs {
+    // The blobs of one span are decoded and written by whichever workers
+    // are free: a span of a highly compressible file (a database dump:
+    // 8 MiB stored can be 800 MB to write) would else keep one worker busy
+    // while the others wait at the window's end.
+    blobs.par_iter().for_each(|b| {
         let e = &b.loc.entry;
         let decoded = match &bytes {
             Some(bytes) => {
@@ -149,5 +153,5 @@ fn read_span(repo: &Repository, files: &Files<'_>, pack: &PackId, blobs: &[BlobU
                 }
             }
         }
-    }
+    });
 }
