@@ -62,10 +62,10 @@
 //!
 //! Order: a directory is made when the walk reaches something in it that
 //! is restored (parents first); in each window, files (data, then
-//! metadata, then rename), hard links, other entries, and last the
-//! metadata of the directories the walk has left (children first, times
-//! last): a directory gets its metadata once everything below it is
-//! restored, and is then forgotten.
+//! metadata, then rename) and, meanwhile, other entries, then hard links,
+//! and last the metadata of the directories the walk has left (children
+//! first, times last): a directory gets its metadata once everything below
+//! it is restored, and is then forgotten.
 //!
 //! Fitting the target ([`existing`]): with `--overwrite if-changed` (the
 //! default) a file already in the target that holds the snapshot's content

@@ -2,9 +2,9 @@
 //! window, up to [`WINDOW_ENTRIES`] entries or [`WINDOW_CHUNKS`] chunk
 //! references, restored as a whole restore once was: the files' chunks
 //! located, each pack read once (as one sequential range where its blobs
-//! are dense), files completed and put in place, hard links made, then the
-//! other entries, and last the metadata of the directories whose every
-//! entry is now restored (children first, times last).
+//! are dense), files completed and put in place (the other entries made
+//! meanwhile), hard links made, and last the metadata of the directories
+//! whose every entry is now restored (children first, times last).
 
 use super::dirs::Dirs;
 use super::files::{FilePlan, Files};
@@ -120,7 +120,22 @@ pub fn restore(
         );
         let uses = files.locate(repo)?;
         files.prepare()?;
-        totals.packs_read += data::write(repo, &files, uses)?;
+        // The other entries (symlinks, FIFOs, devices: names of their own,
+        // no data) are made by this thread while the workers write the
+        // files' data, instead of after it with the workers idle.
+        let others = std::mem::take(&mut w.others);
+        let (packs, made) = std::thread::scope(|s| {
+            let writer = s.spawn(|| data::write(repo, &files, uses));
+            let made = meta::make_others(others, dirs, opts.overwrite, problems);
+            let packs = writer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (packs, made)
+        });
+        totals.packs_read += packs?;
+        let (made, kept) = made?;
+        totals.others += made;
+        totals.kept += kept;
         files.resolve_links(links);
         files.link_all(links)?;
         let c = files.counts();
@@ -130,14 +145,6 @@ pub fn restore(
         totals.kept += c.kept;
     }
     links.end_window()?;
-    let (made, kept) = meta::make_others(
-        std::mem::take(&mut w.others),
-        dirs,
-        opts.overwrite,
-        problems,
-    )?;
-    totals.others += made;
-    totals.kept += kept;
     totals.dirs += dirs.close(&std::mem::take(&mut w.closing))?;
     w.entries = 0;
     w.chunks = 0;
