@@ -403,6 +403,61 @@ fn a_directory_too_large_for_one_tree_blob_is_stored_in_parts() {
     assert_eq!(listed.lines().filter(|l| l.contains("/big/l")).count(), n);
 }
 
+fn remove_xattr(p: &Path, name: &str) {
+    let c = cpath(p);
+    let n = CString::new(name).unwrap();
+    // SAFETY: valid NUL-terminated strings.
+    ok(
+        unsafe { libc::lremovexattr(c.as_ptr(), n.as_ptr()) },
+        "lremovexattr",
+        p,
+    );
+}
+
+/// Xattrs set, changed or removed between two backups, on files whose
+/// content and mtime stay the same and on a directory, are in the second
+/// snapshot: create takes the parent's xattrs over only for an inode whose
+/// ctime is unchanged (what setting one changes), else it reads them.
+#[test]
+fn xattrs_changed_between_backups_are_in_the_next_snapshot() {
+    let env = Env::new();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    for n in ["a", "b", "c", "d/e"] {
+        write(&src.join(n), n.as_bytes());
+    }
+    if !set_xattr(&src.join("a"), "user.k", b"1") {
+        eprintln!("no user xattrs on this file system: skipped");
+        return;
+    }
+    assert!(set_xattr(&src.join("b"), "user.k", b"2"));
+    assert!(set_xattr(&src.join("d"), "user.k", b"3"));
+    assert!(set_xattr(&src.join("d/e"), "user.k", b"4"));
+    for (i, n) in ["a", "b", "c", "d/e", "d"].iter().enumerate() {
+        set_mtime(&src.join(n), 1_500_000_000 + i as i64, 0);
+    }
+    env.create(&[&src], &[]);
+    let first = walk(&src);
+    assert!(set_xattr(&src.join("a"), "user.k", b"changed"));
+    remove_xattr(&src.join("b"), "user.k");
+    assert!(set_xattr(&src.join("c"), "user.new", b"5"));
+    assert!(set_xattr(&src.join("d"), "user.k", b"changed too"));
+    let second = walk(&src);
+    for n in ["a", "b", "c", "d"] {
+        let (x, y) = (&first.entries[n.as_bytes()], &second.entries[n.as_bytes()]);
+        assert_ne!(x.xattrs, y.xattrs, "{n}: the xattrs changed");
+        assert_eq!(x.mtime, y.mtime, "{n}: the mtime did not");
+    }
+    // Read again: the files whose ctime changed; taken over: `d/e` (its
+    // xattr too).
+    let r = env.create(&[&src], &[]);
+    assert_eq!(r["summary"]["files_unchanged"], 1, "{r}");
+    let to = env.path("out");
+    env.restore("latest", &to);
+    let d = differences(&second, &walk(&to.join(src.strip_prefix("/").unwrap())));
+    assert!(d.is_empty(), "{}", d.join("\n"));
+}
+
 /// A tree 1500 directories deep (one-letter names, as far as PATH_MAX lets
 /// a path go): the walk must not run out of stack, and restore, ls and
 /// check go all the way down.

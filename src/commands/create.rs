@@ -347,7 +347,9 @@ impl<'a> Archiver<'a> {
         // A stop point per entry, also where nothing is stored (unchanged
         // files, empty directories).
         crate::interrupt::check()?;
-        let (itself, flags) = match meta::lstat_node(path, name, &self.owners) {
+        // (`--full` reads everything again, xattrs too.)
+        let before = parent.filter(|_| !self.full);
+        let (itself, flags) = match meta::lstat_node(path, name, &self.owners, before) {
             Ok(x) => x,
             Err(e) => {
                 self.warn(format!("{}: vanished or unreadable: {e}", path.display()));
