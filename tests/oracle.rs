@@ -415,11 +415,12 @@ fn remove_xattr(p: &Path, name: &str) {
 }
 
 /// Xattrs set, changed or removed between two backups, on files whose
-/// content and mtime stay the same and on a directory, are in the second
-/// snapshot: create takes the parent's xattrs over only for an inode whose
-/// ctime is unchanged (what setting one changes), else it reads them.
+/// content and mtime stay the same and on a directory, and a symlink
+/// replaced by another, are in the second snapshot: create takes the
+/// parent's xattrs and symlink targets over only for an inode whose ctime
+/// is unchanged (what setting an xattr changes), else it reads them.
 #[test]
-fn xattrs_changed_between_backups_are_in_the_next_snapshot() {
+fn xattrs_and_symlinks_changed_between_backups_are_in_the_next_snapshot() {
     let env = Env::new();
     let src = env.path("src");
     fs::create_dir_all(src.join("d")).unwrap();
@@ -433,11 +434,18 @@ fn xattrs_changed_between_backups_are_in_the_next_snapshot() {
     assert!(set_xattr(&src.join("b"), "user.k", b"2"));
     assert!(set_xattr(&src.join("d"), "user.k", b"3"));
     assert!(set_xattr(&src.join("d/e"), "user.k", b"4"));
-    for (i, n) in ["a", "b", "c", "d/e", "d"].iter().enumerate() {
+    symlink("a", src.join("l")).unwrap();
+    symlink("c", src.join("d/m")).unwrap();
+    for (i, n) in ["a", "b", "c", "d/e", "l", "d/m", "d"].iter().enumerate() {
         set_mtime(&src.join(n), 1_500_000_000 + i as i64, 0);
     }
     env.create(&[&src], &[]);
     let first = walk(&src);
+    // A symlink replaced by one to elsewhere (its target is read again;
+    // `d/m`'s is taken over).
+    fs::remove_file(src.join("l")).unwrap();
+    symlink("b, and longer", src.join("l")).unwrap();
+    set_mtime(&src.join("l"), 1_500_000_004, 0);
     assert!(set_xattr(&src.join("a"), "user.k", b"changed"));
     remove_xattr(&src.join("b"), "user.k");
     assert!(set_xattr(&src.join("c"), "user.new", b"5"));

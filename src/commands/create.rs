@@ -397,15 +397,15 @@ impl<'a> Archiver<'a> {
         }
         match node.kind {
             NodeKind::File => self.archive_file(path, node, parent),
-            NodeKind::Symlink => match std::fs::read_link(path) {
-                Ok(t) => {
-                    node.link_target = Some(t.as_os_str().as_bytes().to_vec());
+            NodeKind::Symlink => match parent
+                .filter(|p| !self.full && meta::untouched(&node, p))
+                .and_then(|p| p.link_target.clone())
+            {
+                Some(t) => {
+                    node.link_target = Some(t);
                     Ok(Some(node))
                 }
-                Err(e) => {
-                    self.warn(format!("{}: cannot read link: {e}", path.display()));
-                    Ok(None)
-                }
+                None => Ok(self.read_link(path, node)),
             },
             NodeKind::Dir => {
                 let parent_tree = match parent.and_then(|p| p.subtree) {
@@ -452,6 +452,21 @@ impl<'a> Archiver<'a> {
                 Ok(Some(node))
             }
             _ => Ok(Some(node)),
+        }
+    }
+
+    /// `node`, the symlink at `path`, with its target (`None` after a
+    /// warning when it cannot be read).
+    fn read_link(&self, path: &Path, mut node: Node) -> Option<Node> {
+        match std::fs::read_link(path) {
+            Ok(t) => {
+                node.link_target = Some(t.as_os_str().as_bytes().to_vec());
+                Some(node)
+            }
+            Err(e) => {
+                self.warn(format!("{}: cannot read link: {e}", path.display()));
+                None
+            }
         }
     }
 

@@ -106,9 +106,9 @@ pub fn node_from_metadata(path: &Path, name: &[u8], m: &Metadata, owners: &Owner
 /// store (immutable, append-only): one `statx` for both, no open (also
 /// for files taken over unread from the parent). The xattrs are those of
 /// `before` (the parent snapshot's node of this name) when that is this
-/// very inode, untouched since (same kind, inode and ctime: setting or
-/// removing an xattr, an ACL or a label changes the ctime); else they are
-/// read (two syscalls per entry, most of an unchanged re-backup's).
+/// very inode, [`untouched`] since (setting or removing an xattr, an ACL
+/// or a label changes the ctime); else they are read (two syscalls per
+/// entry, most of an unchanged re-backup's).
 pub fn lstat_node(
     path: &Path,
     name: &[u8],
@@ -125,9 +125,7 @@ pub fn lstat_node(
     };
     let mut n = node_of(name, &st, owners);
     n.xattrs = match before {
-        Some(b) if b.kind == n.kind && b.inode == n.inode && b.ctime_ns == n.ctime_ns => {
-            b.xattrs.clone()
-        }
+        Some(b) if untouched(&n, b) => b.xattrs.clone(),
         _ => read_xattrs(path, false),
     };
     Ok((n, flags))
@@ -233,6 +231,14 @@ fn read_xattrs(path: &Path, follow: bool) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect();
     out.sort();
     out
+}
+
+/// Whether `now` is the inode `before` describes, untouched since: same
+/// kind, inode and ctime. Its xattrs are then `before`'s (setting or
+/// removing one changes the ctime), and so is a symlink's target (a
+/// symlink's target never changes; a new one is a new inode and ctime).
+pub fn untouched(now: &Node, before: &Node) -> bool {
+    now.kind == before.kind && now.inode == before.inode && now.ctime_ns == before.ctime_ns
 }
 
 /// Whether a file can be taken over from the parent snapshot unread.
