@@ -199,23 +199,28 @@ fn killed_or_failing_at_every_failpoint_leaves_no_partial_file() {
     }
 }
 
+/// 40 files of one chunk in 4 directories (`d{i % 4}/f{i}.txt`), modes
+/// 0600 to 0670, backed up.
+fn small_files(env: &Env) -> PathBuf {
+    let src = env.path("src");
+    for i in 0..40 {
+        let d = src.join(format!("d{}", i % 4));
+        fs::create_dir_all(&d).unwrap();
+        let f = d.join(format!("f{i}.txt"));
+        fs::write(&f, format!("small file {i}\n").repeat(i + 1)).unwrap();
+        chmod(&f, 0o600 + (i as u32 % 8) * 0o10);
+    }
+    env.create(&[&src], &[]);
+    src
+}
+
 // Files of one chunk were made under a temporary name and renamed: a
 // restore killed while writing one left that name behind. They are made
 // without a name now (O_TMPFILE) and named once complete.
 #[test]
 fn a_restore_killed_while_writing_small_files_leaves_no_temporary_name() {
     let env = Env::new();
-    let src = env.path("src");
-    for i in 0..40 {
-        let d = src.join(format!("d{}", i % 4));
-        fs::create_dir_all(&d).unwrap();
-        fs::write(
-            d.join(format!("f{i}.txt")),
-            format!("small file {i}\n").repeat(i + 1),
-        )
-        .unwrap();
-    }
-    env.create(&[&src], &[]);
+    let src = small_files(&env);
     let to = env.path("r");
     let out = restore_cmd(&env, &to)
         .env("SNAP_FAILPOINTS", "restore.after_write=20*abort")
@@ -256,18 +261,7 @@ fn a_restore_killed_while_writing_small_files_leaves_no_temporary_name() {
 #[test]
 fn without_unnamed_files_or_linking_by_descriptor_the_restore_is_the_same() {
     let env = Env::new();
-    let src = env.path("src");
-    for i in 0..40 {
-        let d = src.join(format!("d{}", i % 4));
-        fs::create_dir_all(&d).unwrap();
-        fs::write(
-            d.join(format!("f{i}.txt")),
-            format!("file {i}\n").repeat(i + 1),
-        )
-        .unwrap();
-        chmod(&d.join(format!("f{i}.txt")), 0o600 + (i as u32 % 8) * 0o10);
-    }
-    env.create(&[&src], &[]);
+    let src = small_files(&env);
     for how in ["named", "proc"] {
         let to = env.path(&format!("r-{how}"));
         let out = restore_cmd(&env, &to)
@@ -285,8 +279,9 @@ fn without_unnamed_files_or_linking_by_descriptor_the_restore_is_the_same() {
         let n = assert_no_partial_file(&src, &got);
         assert!(n < 40, "{how}: killed at the 20th file, {n} files in place");
         let left = temps(&to);
+        // (The file each worker was writing when killed.)
         match how {
-            "named" => assert_eq!(left.len(), 1, "{how}: the file being written: {left:?}"),
+            "named" => assert!(!left.is_empty(), "{how}: the files being written"),
             _ => assert_eq!(left, Vec::<PathBuf>::new(), "{how}"),
         }
         let mut again = env.cmd();
