@@ -31,6 +31,7 @@ use crate::repository::{Repository, SnapshotFilter, SnapshotList};
 use crate::source::dir::ListError;
 use crate::source::meta::{self, OwnerNames};
 use crate::source::paths::{self, SourcePath};
+use crate::source::read_permits::ReadPermits;
 use crate::source::{self, Excludes};
 use crate::{Error, Result};
 
@@ -145,7 +146,26 @@ pub(crate) struct Archiver<'a> {
     /// directories on the way to the sources do not count: their times
     /// change with every sibling created beside a source (`/tmp`, `/srv`).
     source_changed: std::sync::atomic::AtomicBool,
+    /// Walkers reading a file larger than [`LARGE_FILE`] at once (each
+    /// holds a buffer of up to 8 MiB and chunks on their way to the saver):
+    /// as many as before the walk had more walkers than that.
+    large_reads: ReadPermits,
 }
+
+/// Walker threads of a backup. A cold small file is a disk round trip on
+/// one walker, so a tree of small files is bound by how many reads are in
+/// flight: 300,000 files of 0-4 KiB, cold, took 17.5-18.0 s with 4
+/// walkers, 12.8 s with 8 and 11.5-12.4 s with 12 to 32 on 2 cores. Large
+/// files are limited separately (`large_reads`), so more walkers cost
+/// stack pages and no buffers.
+fn walker_count(threads: usize) -> usize {
+    (threads * 2).max(16)
+}
+
+/// Files larger than this (the average chunk) are read by at most
+/// `threads * 2` walkers at once; the others hold at most this much in
+/// their buffer and in the chunk they hand to the saver.
+const LARGE_FILE: u64 = 256 * 1024;
 
 thread_local! {
     static CHUNKER: RefCell<Option<Chunker>> = const { RefCell::new(None) };
@@ -268,6 +288,7 @@ impl<'a> Archiver<'a> {
                 return Ok(None);
             }
         };
+        let _permit = (node.size > LARGE_FILE).then(|| self.large_reads.acquire());
         let (ids, n) = match self.store_stream(&mut f, node.size)? {
             Ok(x) => x,
             Err(e) => {
@@ -929,6 +950,7 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         read_log: opts.dry_run.then(Default::default),
         progress: &opts.progress,
         source_changed: Default::default(),
+        large_reads: ReadPermits::new(threads * 2),
     };
     // Streams first: a failing dump aborts before anything is committed.
     let mut extra = Vec::new();
@@ -939,11 +961,11 @@ pub fn run(repo: Arc<Repository>, opts: CreateOptions) -> Result<CreateReport> {
         stream_summaries = sums;
     }
     let prefixes = build_prefixes(&sources);
-    // The walk reads files: twice as many walkers as cores keep the disk
-    // busy while others hash (measured: 11% faster on 20k cold files;
-    // compression and encryption stay on the saver's `threads` workers).
+    // The walk reads files: many walkers keep many cold reads in flight
+    // (see `walker_count`); compression and encryption stay on the
+    // saver's `threads` workers.
     let walkers = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads * 2)
+        .num_threads(walker_count(threads))
         .thread_name(|i| format!("snap-walk-{i}"))
         // The walk recurses once per directory level (plus rayon's frames):
         // room for trees thousands of levels deep. Only the pages touched
